@@ -1,0 +1,53 @@
+# Every target creates/uses .venv itself. `make test` is what CI runs.
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+PAPER_OUT  ?= _build/paper
+
+.PHONY: help venv test unit book notebooks paper bench clean
+
+help:
+	@echo "make test       unit tests + notebooks (nbval, tiny profile) + book build (-W, tiny)"
+	@echo "make book       execute the notebooks at the book profile and build _build/html"
+	@echo "make notebooks  re-execute notebooks/ in place at the book profile (committed outputs)"
+	@echo "make paper      run every notebook at the paper profile with papermill (GPU machine)"
+	@echo "make bench      run the benchmarks/ scripts and print their figures"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	REPAIR_PROFILE=tiny $(PY) -m pytest --nbval-lax tests notebooks
+
+unit: $(STAMP)
+	REPAIR_PROFILE=tiny $(PY) -m pytest -m "not book" tests
+
+book: $(STAMP)
+	REPAIR_PROFILE=book $(VENV)/bin/jupyter-book build -W -n --keep-going .
+	@echo "open _build/html/index.html"
+
+notebooks: $(STAMP)
+	for nb in $(NOTEBOOKS); do \
+	  REPAIR_PROFILE=book $(PY) -m repair.notebook execute "$$nb" || exit 1; done
+
+paper: $(STAMP)
+	mkdir -p $(PAPER_OUT)
+	for nb in $(NOTEBOOKS); do \
+	  $(VENV)/bin/papermill "$$nb" "$(PAPER_OUT)/$$(basename $$nb)" -p PROFILE paper \
+	    --cwd notebooks || exit 1; done
+
+bench: $(STAMP)
+	for script in benchmarks/*.py; do echo "== $$script"; $(PY) "$$script" || exit 1; done
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,66 @@
+"""Milliseconds per image for every built-in restorer on one CPU core.
+
+    python benchmarks/restore.py                  # 4 photos of eval/set12 at 256x256, 5 repeats
+    python benchmarks/restore.py --size 512 --threads 2
+
+Each photo is damaged once (repair.damage.PAPER_MIX, seed i) and restored one image per call;
+the figure is the median over repeats of the mean time per image (one untimed warm-up call first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import cv2
+import torch
+
+from repair.config import data_root
+from repair.damage import damage
+from repair.evaluate import builtin_methods, load_clean_images
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", default=str(data_root() / "eval" / "set12"),
+                        help="folder of clean photos (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=4, help="photos to time on")
+    parser.add_argument("--size", type=int, default=256, help="square side in pixels")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes over the photos")
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    try:
+        names, x_all = load_clean_images(args.clean, size=args.size, limit=args.images)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    pairs = [damage(x[None], seed=i) for i, x in enumerate(x_all)]  # [(x_damaged, mask)]
+
+    print(f"{len(names)} images of {args.size}x{args.size}, {args.threads} thread(s), "
+          f"{args.repeats} repeats")
+    print(f"{'method':<16} {'ms/image':>9} {'min':>8} {'max':>8}")
+    for name, method in builtin_methods().items():
+        method(*pairs[0])  # warm-up
+        passes = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            for x_damaged, mask in pairs:
+                method(x_damaged, mask)
+            passes.append((time.perf_counter() - start) * 1000 / len(pairs))
+        print(f"{name:<16} {statistics.median(passes):>9.2f} {min(passes):>8.2f} {max(passes):>8.2f}")
+    x_damaged, _ = pairs[0]
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        builtin_methods()["inpaint-sharpen"](x_damaged, None)
+    print(f"{'inpaint-sharpen':<16} {(time.perf_counter() - start) * 1000 / args.repeats:>9.2f}"
+          f"   (no mask: damage detected first, 1 image)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m repair`` runs the command line."""
+
+from repair.cli import main
+
+raise SystemExit(main())

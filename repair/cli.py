@@ -1,0 +1,102 @@
+"""The ``repair`` command line: one sub-command per task, each a thin layer over the package.
+
+Sub-commands import their modules only when run, so ``repair --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from repair import __version__
+
+__all__ = ["main", "build_parser", "strength"]
+
+
+def strength(text: str) -> float:
+    """argparse type: a damage strength between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"strength must be between 0 and 1, got {value}")
+    return value
+
+
+def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
+    from repair.damage import PAPER_MIX
+
+    p.description = ("Write damaged copies of photos as 8-bit grayscale PNGs. Inputs are never "
+                     "overwritten; the same seed gives the same damage to the same file name.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    for name, value in PAPER_MIX.items():
+        p.add_argument(f"--{name}", type=strength, default=value,
+                       help=f"{name} strength 0-1 (default {value})")
+    p.add_argument("--masks", action="store_true", help="also write <name>_mask.png (white where "
+                                                        "splotches and cracks painted)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(args) -> int:
+        from repair.batch import damage_files
+        return damage_files(args.inputs, args.out, seed=args.seed, masks=args.masks,
+                            progress=not args.quiet,
+                            strengths={k: getattr(args, k) for k in PAPER_MIX})
+
+    return run
+
+
+def _evaluate_arguments(p: argparse.ArgumentParser) -> Callable:
+    from repair.evaluate import add_evaluate_arguments, run_evaluate
+
+    p.description = ("Damage the clean photos with fixed seeds, restore them with each method, "
+                     "print a table and optionally write JSON.")
+    add_evaluate_arguments(p)
+    return run_evaluate
+
+
+# name: (one-line help, function that adds the arguments and returns the runner). The arguments
+# of a sub-command are only built when it is the one being run, so `repair --help` stays instant.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable]]] = {
+    "damage": ("damage photos the paper's way (blur, splotches, cracks, contrast)",
+               _damage_arguments),
+    "evaluate": ("damage clean photos, restore them with every method, measure PSNR/SSIM/sharpness",
+                 _evaluate_arguments),
+}
+
+
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, Callable | None]:
+    """The argument parser, with the arguments of ``command`` (if any), and its run function."""
+    parser = argparse.ArgumentParser(prog="repair", description="Repair damaged old photographs "
+                                     "with GANs (the course's command line).")
+    parser.add_argument("--version", action="version", version=f"repair {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runner = None
+    for name, (help_text, add_arguments) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            runner = add_arguments(p)
+    return parser, runner
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 some inputs failed, 2 usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser, runner = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return runner(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"repair {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"repair {args.command}: interrupted; finished outputs are complete, the one in "
+              "progress was not written", file=sys.stderr)
+        return 130

@@ -1,0 +1,364 @@
+"""The evaluation harness: damage clean photos with fixed seeds, restore them, score every method.
+
+A *method* is any callable ``(x_damaged, mask) -> x_restored`` on ``(B, 1, H, W)`` tensors in
+``[-1, 1]`` (``mask``: bool, True where splotches/cracks were painted). Built in: ``"damaged"`` (no
+restoration, the floor to beat) and the classical restorers of :mod:`repair.classical`. A trained
+generator joins through :func:`wrap_generator`::
+
+    results = evaluate("photos/", {"damaged": None, "unet": wrap_generator(net_G)})
+
+Image ``i`` is damaged with seed ``seed + i`` by :func:`repair.damage.damage`, so every method sees
+exactly the same damaged photos and a rerun gives the same numbers (timings aside). The command
+``repair evaluate`` calls :func:`add_evaluate_arguments` and :func:`run_evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from repair import classical, metrics
+from repair.damage import DAMAGES, PAPER_MIX, damage
+from repair.images import atomic_write_bytes, find_images, load_gray
+
+__all__ = [
+    "Method", "builtin_methods", "wrap_generator", "resolve_methods", "center_square",
+    "load_clean_images", "damage_settings", "evaluate", "format_table", "save_json",
+    "add_evaluate_arguments", "run_evaluate",
+]
+
+Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SCORES = ("psnr", "ssim", "edge", "lpips")
+
+
+def _damaged(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """No restoration at all: the score every method has to beat."""
+    return x_damaged
+
+
+def builtin_methods() -> dict[str, Method]:
+    """The methods that need no checkpoint: ``damaged`` and the classical restorers, by name."""
+    return {"damaged": _damaged, **classical.CLASSICAL}
+
+
+def wrap_generator(net_G: torch.nn.Module, device: str | torch.device = "cpu") -> Method:
+    """A trained generator as a method: ``net_G(x_damaged)`` in eval mode without gradients.
+
+    Args:
+        net_G: maps ``(B, 1, H, W)`` in ``[-1, 1]`` to the same shape and range; the mask is unused.
+        device: where to run it; inputs are moved there and results back to the input's device.
+    """
+    net_G = net_G.to(device).eval()
+
+    def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return net_G(x_damaged.to(device)).to(x_damaged.device)
+
+    return restore
+
+
+def resolve_methods(methods: str | list | tuple | Mapping | None = None,
+                    extra: Mapping[str, Method] | None = None) -> dict[str, Method]:
+    """Turn names and/or callables into ``{name: method}``.
+
+    Args:
+        methods: ``None`` (every built-in and every ``extra``), a comma-separated string or list of
+            names, or a dict ``{name: callable | nn.Module | None}`` (``None``: look the name up).
+        extra: more named methods (e.g. wrapped checkpoints) that names may refer to.
+
+    Raises:
+        ValueError: an unknown name, or a method that is not callable.
+    """
+    available = {**builtin_methods(), **(extra or {})}
+    if methods is None:
+        return available
+    if isinstance(methods, str):
+        methods = [name.strip() for name in methods.split(",") if name.strip()]
+    items = methods.items() if isinstance(methods, Mapping) else [(name, None) for name in methods]
+    resolved: dict[str, Method] = {}
+    for name, method in items:
+        if method is None:
+            if name not in available:
+                raise ValueError(f"unknown method {name!r}: choose from {', '.join(available)} "
+                                 f"(or pass a callable (x_damaged, mask) -> x_restored)")
+            method = available[name]
+        elif isinstance(method, torch.nn.Module):
+            method = wrap_generator(method)
+        if not callable(method):
+            raise ValueError(f"method {name!r} is not callable: give a function "
+                             f"(x_damaged, mask) -> x_restored or a generator nn.Module")
+        resolved[str(name)] = method
+    if not resolved:
+        raise ValueError("no methods to evaluate: name at least one, e.g. 'damaged'")
+    return resolved
+
+
+def center_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop to a square and resize (antialiased bilinear) to ``size x size``.
+
+    Args:
+        x: ``(1, H, W)`` or ``(B, 1, H, W)`` in ``[-1, 1]``.
+        size: output side in pixels.
+    """
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = x[..., top:top + side, left:left + side]
+    if side == size:
+        return square.clone()
+    batch = square if square.dim() == 4 else square[None]
+    out = F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True,
+                        align_corners=False).clamp(-1, 1)
+    return out if square.dim() == 4 else out[0]
+
+
+def load_clean_images(folder: str | Path, size: int = 256, limit: int | None = None
+                      ) -> tuple[list[str], torch.Tensor]:
+    """Every image under ``folder`` (recursive, sorted) as gray ``size x size`` centre squares.
+
+    Returns:
+        ``(names, x_clean)``: paths relative to ``folder`` and a tensor ``(N, 1, size, size)``.
+
+    Raises:
+        FileNotFoundError: a missing folder or one without images. ImageError: an unreadable file.
+    """
+    folder = Path(folder)
+    files = find_images(folder)
+    if limit is not None:
+        files = files[:limit]
+    names = [str(p.relative_to(folder)) if p != folder else p.name for p in files]
+    return names, torch.stack([center_square(load_gray(p), size) for p in files])
+
+
+def damage_settings(per_damage: bool = False, mix: Mapping[str, float] | None = None
+                    ) -> dict[str, dict[str, float]]:
+    """Named damage strengths: ``"mix"`` (all four), plus each damage alone if ``per_damage``.
+
+    A damage alone keeps its strength in the mix (or the paper's, if the mix switches it off).
+    """
+    mix = {**PAPER_MIX, **(mix or {})}
+    unknown = set(mix) - set(DAMAGES)
+    if unknown:
+        raise ValueError(f"unknown damage {sorted(unknown)}: choose from {', '.join(DAMAGES)}")
+    settings = {"mix": {name: float(mix[name]) for name in DAMAGES}}
+    if per_damage:
+        for name in DAMAGES:
+            strength = float(mix[name]) or float(PAPER_MIX[name])
+            settings[name] = {other: strength if other == name else 0.0 for other in DAMAGES}
+    return settings
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _summarise(rows: list[dict], damage_name: str, method_names: list[str]) -> dict[str, dict]:
+    summary = {}
+    for name in method_names:
+        mine = [r for r in rows if r["damage"] == damage_name and r["method"] == name]
+        summary[name] = {**{key: _mean([r.get(key) for r in mine]) for key in SCORES},
+                         "ms_per_image": _mean([r["ms"] for r in mine]), "images": len(mine)}
+    return summary
+
+
+def _restore(method: Method, name: str, x_damaged: torch.Tensor, mask: torch.Tensor
+             ) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    x_restored = method(x_damaged, mask)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    if not isinstance(x_restored, torch.Tensor) or tuple(x_restored.shape) != tuple(x_damaged.shape):
+        got = tuple(x_restored.shape) if isinstance(x_restored, torch.Tensor) else type(x_restored)
+        raise ValueError(f"method {name!r} returned {got}, expected a tensor of shape "
+                         f"{tuple(x_damaged.shape)} like its input")
+    return x_restored.detach().float().cpu(), elapsed_ms
+
+
+def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 0,
+             damages: Mapping[str, float] | None = None, per_damage: bool = False,
+             limit: int | None = None, size: int = 256, lpips: bool | str = "auto",
+             progress: bool = True) -> dict:
+    """Damage every clean photo (seed ``seed + i``), restore it with every method and score it.
+
+    Args:
+        clean_images: a folder (searched recursively) or a tensor ``(N, 1, H, W)`` in ``[-1, 1]``;
+            images are centre-cropped and resized to ``size x size``.
+        methods: see :func:`resolve_methods` (``None``: every built-in method).
+        seed: image ``i`` gets damage seed ``seed + i``.
+        damages: strengths of the damage mix (default :data:`repair.damage.PAPER_MIX`).
+        per_damage: also score each damage alone (blur, splotches, cracks, contrast).
+        limit: use at most this many images (the first in sorted order).
+        size: side of the square images, in pixels (at least 16).
+        lpips: ``"auto"`` scores LPIPS when its weights are on disk, ``False`` never.
+        progress: show a progress bar.
+
+    Returns:
+        a JSON-serialisable dict: ``settings``; ``methods`` = ``{method: {psnr, ssim, edge, lpips,
+        ms_per_image, images}}`` on the mix; ``per_damage`` = ``{damage: {method: ...}}`` (only
+        with ``per_damage``); ``rows``, one per image, damage and method; ``skipped``, metrics not
+        computed and why. ``lpips`` is ``None`` when skipped.
+    """
+    from tqdm.auto import tqdm
+
+    if size < 16:
+        raise ValueError(f"size must be at least 16 pixels, got {size}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of images, got {limit}")
+    resolved = resolve_methods(methods)
+    settings = damage_settings(per_damage, damages)
+    if isinstance(clean_images, torch.Tensor):
+        if clean_images.dim() != 4 or clean_images.shape[1] != 1 or len(clean_images) == 0:
+            raise ValueError(f"clean_images must be a non-empty (N, 1, H, W) tensor, got "
+                             f"{tuple(clean_images.shape)}")
+        x_all = center_square(clean_images[:limit].detach().float().cpu(), size)
+        names, source = [f"image-{i:03d}" for i in range(len(x_all))], "tensor"
+    else:
+        names, x_all = load_clean_images(clean_images, size=size, limit=limit)
+        source = str(clean_images)
+
+    skipped = {}
+    use_lpips = lpips == "auto" or lpips is True
+    if use_lpips and (reason := metrics.lpips_status()) is not None:
+        skipped["lpips"], use_lpips = reason, False
+    elif not use_lpips:
+        skipped["lpips"] = "skipped: switched off by the caller"
+
+    rows: list[dict] = []
+    warmed: set[str] = set()
+    steps = tqdm(total=len(names) * len(settings), desc="evaluate", disable=not progress)
+    for i, (name, x_clean) in enumerate(zip(names, x_all)):
+        x_clean = x_clean[None]  # (1, 1, size, size)
+        for damage_name, strengths in settings.items():
+            x_damaged, mask = damage(x_clean, seed=seed + i, **strengths)
+            for method_name, method in resolved.items():
+                if method_name not in warmed:  # first call pays one-off set-up costs: not timed
+                    _restore(method, method_name, x_damaged, mask)
+                    warmed.add(method_name)
+                x_restored, ms = _restore(method, method_name, x_damaged, mask)
+                row = {"image": name, "index": i, "seed": seed + i, "damage": damage_name,
+                       "method": method_name, **metrics.image_scores(x_restored, x_clean)[0],
+                       "lpips": None, "ms": ms}
+                if use_lpips:
+                    row["lpips"] = float(metrics.lpips(x_restored[0], x_clean[0]))
+                rows.append(row)
+            steps.update()
+    steps.close()
+
+    method_names = list(resolved)
+    results = {
+        "settings": {"source": source, "images": len(names), "size": size, "seed": seed,
+                     "methods": method_names, "damages": settings, "psnr_max": metrics.PSNR_MAX},
+        "methods": _summarise(rows, "mix", method_names),
+        "rows": rows,
+        "skipped": skipped,
+    }
+    if per_damage:
+        results["per_damage"] = {d: _summarise(rows, d, method_names) for d in settings if d != "mix"}
+    return results
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _block(summary: Mapping[str, Mapping]) -> list[str]:
+    width = max([len("method")] + [len(name) for name in summary])
+    lines = [f"{'method':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'edge':>6}  {'LPIPS':>6}  "
+             f"{'ms/image':>9}"]
+    for name, s in summary.items():
+        lines.append(f"{name:<{width}}  {_cell(s['psnr'], 2):>8}  {_cell(s['ssim'], 3):>6}  "
+                     f"{_cell(s['edge'], 3):>6}  {_cell(s.get('lpips'), 3):>6}  "
+                     f"{_cell(s['ms_per_image'], 1):>9}")
+    return lines
+
+
+def format_table(results: Mapping) -> str:
+    """The results of :func:`evaluate` as a plain-text table (one block per damage setting)."""
+    settings = results["settings"]
+    mix = ", ".join(f"{k} {v:g}" for k, v in settings["damages"]["mix"].items())
+    lines = [f"{settings['images']} images of {settings['size']}x{settings['size']} from "
+             f"{settings['source']}, seed {settings['seed']}", "", f"damage mix ({mix}):"]
+    lines += _block(results["methods"])
+    for damage_name, summary in results.get("per_damage", {}).items():
+        strength = settings["damages"][damage_name][damage_name]
+        lines += ["", f"{damage_name} only (strength {strength:g}):"] + _block(summary)
+    lines += ["", "PSNR/SSIM: higher is better. edge: 1 = as sharp as the clean photo, "
+                  "<1 blurrier, >1 noisier or over-sharpened. LPIPS: lower is better."]
+    lines += [f"{metric}: {reason}" for metric, reason in results.get("skipped", {}).items()]
+    return "\n".join(lines)
+
+
+def _jsonable(value):
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.generic, torch.Tensor)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_json(results: Mapping, path: str | Path) -> Path:
+    """Write ``results`` as JSON (non-finite numbers become ``null``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_jsonable(results), indent=2, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
+    return path
+
+
+# ---------------------------------------------------------------- command line: repair evaluate
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``repair evaluate`` to ``parser``."""
+    parser.add_argument("--clean", metavar="DIR", default=None,
+                        help="folder of clean photos, searched recursively "
+                             "(default: <data>/eval/set12)")
+    parser.add_argument("--methods", nargs="+", metavar="NAME", default=None,
+                        help=f"methods to compare (default: all; built in: "
+                             f"{', '.join(builtin_methods())})")
+    parser.add_argument("--seed", type=int, default=0, help="image i is damaged with seed+i")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--size", type=int, default=256, help="side of the square crops (pixels)")
+    parser.add_argument("--per-damage", action="store_true",
+                        help="also score each damage alone (blur, splotches, cracks, contrast)")
+    parser.add_argument("--json", metavar="OUT", default=None, help="write all results here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] | None = None) -> int:
+    """Run ``repair evaluate`` from parsed arguments; print the table. Returns an exit status.
+
+    Args:
+        args: from a parser set up by :func:`add_evaluate_arguments`.
+        extra_methods: more named methods (e.g. wrapped checkpoints) for ``--methods``.
+    """
+    from repair.config import data_root
+
+    clean = Path(args.clean) if args.clean else data_root() / "eval" / "set12"
+    try:
+        names = None if args.methods is None else [n for arg in args.methods
+                                                    for n in arg.split(",") if n]
+        methods = resolve_methods(names, extra=extra_methods)
+        results = evaluate(clean, methods, seed=args.seed, per_damage=args.per_damage,
+                           limit=args.limit, size=args.size,
+                           progress=not getattr(args, "no_progress", False))
+        print(format_table(results))
+        if args.json:
+            print(f"wrote {save_json(results, args.json)}")
+    except (FileNotFoundError, ValueError) as err:
+        print(f"repair evaluate: error: {err}", file=sys.stderr)
+        return 2
+    return 0

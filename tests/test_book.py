@@ -1,0 +1,43 @@
+"""The book builds with warnings as errors, every chapter in the table of contents is there, and
+numbers quoted in the prose come from the notebooks (myst-nb glue)."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc["parts"]:
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+@pytest.mark.book
+def test_every_page_is_built(built_book):
+    for name in toc_files():
+        page = built_book / f"{name}.html"
+        assert page.is_file(), f"{name} missing from the built book"
+
+
+@pytest.mark.book
+def test_glued_numbers_appear_in_prose(built_book):
+    html = (built_book / "notebooks" / "01_dataset_damage.html").read_text()
+    match = re.search(r"paper.s mix costs the photo\s*(?:<[^>]+>\s*)*([0-9.]+)", html)
+    assert match and 0 < float(match.group(1)) < 60
+
+
+@pytest.mark.book
+def test_no_cdn_widget_scripts(built_book):
+    html = (built_book / "notebooks" / "01_dataset_damage.html").read_text()
+    assert "embed-amd.js" not in html and "repair-slider" in html
+
+
+def test_every_notebook_is_in_the_toc():
+    notebooks = {f"notebooks/{p.stem}" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert notebooks <= set(toc_files())

@@ -1,0 +1,79 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from repair.cli import main
+
+
+def test_damage_writes_pngs_and_masks(photo_folder, tmp_path):
+    out = tmp_path / "out"
+    assert main(["damage", str(photo_folder), "--out", str(out), "--masks", "--quiet"]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["p0.png", "p0_mask.png", "p1.png", "p1_mask.png", "p2.png", "p2_mask.png",
+                       "sub/p3.png", "sub/p3_mask.png", "sub/p4.png", "sub/p4_mask.png"]
+    img = Image.open(out / "p0.png")
+    assert img.mode == "L" and img.size == Image.open(photo_folder / "p0.png").size
+    mask = np.asarray(Image.open(out / "p0_mask.png"))
+    assert set(np.unique(mask)) <= {0, 255} and mask.any()
+
+
+def test_damage_is_deterministic_and_order_independent(photo_folder, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    main(["damage", str(photo_folder), "--out", str(a), "--seed", "4", "--quiet"])
+    main(["damage", str(photo_folder / "p2.png"), "--out", str(b), "--seed", "4", "--quiet"])
+    main(["damage", str(photo_folder / "p2.png"), "--out", str(c), "--seed", "5", "--quiet"])
+    assert (a / "p2.png").read_bytes() == (b / "p2.png").read_bytes()
+    assert (a / "p2.png").read_bytes() != (c / "p2.png").read_bytes()
+
+
+def test_strengths_are_used(photo_folder, tmp_path):
+    out = tmp_path / "o"
+    main(["damage", str(photo_folder / "p0.png"), "--out", str(out), "--blur", "0", "--splotches",
+          "0", "--cracks", "0", "--contrast", "0", "--quiet"])
+    assert np.array_equal(np.asarray(Image.open(out / "p0.png")),
+                          np.asarray(Image.open(photo_folder / "p0.png")))
+
+
+def test_never_overwrites_inputs(photo_folder):
+    before = {p: p.read_bytes() for p in photo_folder.rglob("*.png")}
+    assert main(["damage", str(photo_folder), "--out", str(photo_folder), "--quiet"]) == 2
+    assert {p: p.read_bytes() for p in photo_folder.rglob("*.png")} == before
+
+
+def test_bad_file_is_reported_and_batch_goes_on(photo_folder, tmp_path, capsys):
+    (photo_folder / "zz_broken.png").write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["damage", str(photo_folder), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "5 of 6 written" in err and "zz_broken.png" in err and "not an image" in err
+    assert len(list(out.rglob("*.png"))) == 5 and not (out / "zz_broken.png").exists()
+
+
+def test_usage_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["damage", "x.png", "--out", str(tmp_path), "--blur", "2"])
+    assert exc.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+    assert main(["damage", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_python_dash_m_and_console_script(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "repair", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "damage" in result.stdout
+
+
+def test_evaluate_prints_a_table_and_writes_json(photo_folder, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "results.json"
+    assert main(["evaluate", "--clean", str(photo_folder), "--limit", "2", "--size", "32",
+                 "--methods", "damaged,median-clahe", "--json", str(out), "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "median-clahe" in table and "PSNR" in table
+    results = json.loads(out.read_text())
+    assert set(results["methods"]) == {"damaged", "median-clahe"}
+    assert main(["evaluate", "--clean", str(photo_folder), "--methods", "magic"]) == 2

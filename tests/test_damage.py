@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+
+from repair import damage as D
+
+SINGLE = [D.gaussian_blur, D.splotches, D.cracks, D.lower_contrast]
+
+
+@pytest.mark.parametrize("fn", SINGLE)
+def test_strength_zero_is_identity(fn, photo):
+    assert torch.equal(fn(photo, 0.0, np.random.default_rng(0)), photo)
+
+
+@pytest.mark.parametrize("fn", SINGLE)
+def test_single_damage_changes_image_and_keeps_shape(fn, photo):
+    out = fn(photo, 0.8, np.random.default_rng(0))
+    assert out.shape == photo.shape and out.dtype == photo.dtype
+    assert (out - photo).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("fn", SINGLE)
+def test_single_damage_is_deterministic_for_a_generator(fn, photo):
+    a = fn(photo, 0.7, np.random.default_rng(5))
+    b = fn(photo, 0.7, np.random.default_rng(5))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("fn", [D.splotches, D.cracks])
+def test_random_damages_differ_between_seeds(fn, photo):
+    a = fn(photo, 0.7, np.random.default_rng(1))
+    b = fn(photo, 0.7, np.random.default_rng(2))
+    assert not torch.equal(a, b)
+
+
+def test_blur_grows_with_strength(photo):
+    def roughness(x):
+        return (x[..., 1:] - x[..., :-1]).abs().mean().item()
+    values = [roughness(D.gaussian_blur(photo, s)) for s in (0.0, 0.3, 0.6, 1.0)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_contrast_pulls_towards_the_mean(photo):
+    out = D.lower_contrast(photo, 1.0)
+    assert out.std().item() == pytest.approx(photo.std().item() * D.MIN_CONTRAST, rel=1e-4)
+    assert out.mean() == pytest.approx(photo.mean().item(), abs=1e-5)
+
+
+def test_damage_returns_image_and_mask_in_range(photo):
+    x_damaged, mask = D.damage(photo, seed=3)
+    assert x_damaged.shape == photo.shape and x_damaged.dtype == torch.float32
+    assert mask.shape == photo.shape and mask.dtype == torch.bool
+    assert x_damaged.min() >= -1 and x_damaged.max() <= 1
+    assert 0 < mask.float().mean() < 1
+
+
+def test_damage_is_deterministic_for_a_seed(photo):
+    a, ma = D.damage(photo, seed=11)
+    b, mb = D.damage(photo, seed=11)
+    c, _ = D.damage(photo, seed=12)
+    assert torch.equal(a, b) and torch.equal(ma, mb)
+    assert not torch.equal(a, c)
+
+
+def test_all_strengths_zero_is_identity(photo):
+    out, mask = D.damage(photo, seed=0, blur=0, splotches=0, cracks=0, contrast=0)
+    assert torch.equal(out, photo)
+    assert not mask.any()
+
+
+def test_mask_covers_exactly_the_painted_pixels(photo):
+    out, mask = D.damage(photo, seed=4, blur=0, splotches=0.8, cracks=0.8, contrast=0)
+    assert mask.any()
+    assert torch.equal(out[~mask], photo[~mask])
+    assert (out[mask] != photo[mask]).float().mean() > 0.9
+
+
+def test_mask_ignores_blur_and_contrast(photo):
+    _, mask = D.damage(photo, seed=0, blur=1, splotches=0, cracks=0, contrast=1)
+    assert not mask.any()
+
+
+def test_batch_matches_per_image_seeds(photo):
+    batch = torch.stack([photo, photo.flip(-1), photo * 0.5])
+    out, mask = D.damage(batch, seed=7)
+    assert out.shape == (3, 1, 64, 64) and mask.shape == (3, 1, 64, 64)
+    single, single_mask = D.damage(photo, seed=7)
+    assert torch.equal(out[0], single) and torch.equal(mask[0], single_mask)
+    assert not torch.equal(mask[0], mask[1])  # each image of a batch gets its own damage
+
+
+def test_explicit_seeds_per_image(photo):
+    batch = torch.stack([photo, photo])
+    out, _ = D.damage(batch, seed=[[1, 2], [1, 2]])
+    assert torch.equal(out[0], out[1])
+    with pytest.raises(ValueError, match="one seed per image"):
+        D.damage(batch, seed=[1, 2, 3])
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_strength_out_of_range_is_rejected(photo, bad):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        D.damage(photo, cracks=bad)
+
+
+def test_wrong_shapes_and_types_are_rejected(photo):
+    with pytest.raises(ValueError, match="grayscale"):
+        D.damage(torch.zeros(3, 32, 32))
+    with pytest.raises(ValueError, match="grayscale"):
+        D.damage(torch.zeros(32, 32))
+    with pytest.raises(TypeError, match="float tensor"):
+        D.damage((photo * 100).to(torch.uint8))
+    with pytest.raises(TypeError, match="float tensor"):
+        D.damage(photo.numpy())
+
+
+def test_layers_are_soft_and_bounded():
+    rng = np.random.default_rng(0)
+    alpha, tone = D.splotch_layer(128, 128, 1.0, rng)
+    assert alpha.shape == (128, 128) and 0 <= alpha.min() and alpha.max() <= 1
+    assert ((alpha > 0) & (alpha < 0.5)).any(), "stains should have soft edges"
+    crack_alpha, _ = D.crack_layer(128, 128, 1.0, rng)
+    assert 0 < (crack_alpha > 0).mean() < 0.3
+
+
+def test_small_images_work():
+    x = torch.zeros(1, 16, 16)
+    out, mask = D.damage(x, seed=0, blur=1, splotches=1, cracks=1, contrast=1)
+    assert out.shape == x.shape and torch.isfinite(out).all()

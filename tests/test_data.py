@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+
+from repair.config import get_config
+from repair.data import (PairedDataset, check_images, fit_size, imagenette_files, make_datasets,
+                         make_loader, skimage_photos, split_files)
+
+from conftest import save_png
+
+
+def test_skimage_photos_need_no_files():
+    photos = skimage_photos(["camera", "astronaut"])
+    assert [p.shape[0] for p in photos] == [1, 1]
+    assert all(p.min() >= -1 and p.max() <= 1 for p in photos)
+
+
+def test_fit_size_crop_and_resize():
+    x = torch.linspace(-1, 1, 40 * 60).reshape(1, 40, 60)
+    assert fit_size(x, 32).shape == (1, 32, 32)
+    assert torch.equal(fit_size(x, 32), x[:, 4:36, 14:46])  # centre crop, no resampling
+    assert fit_size(x, 64).shape == (1, 64, 64)  # enlarged first
+    assert fit_size(x, 16, mode="resize").shape == (1, 16, 16)
+    a = fit_size(x, 16, np.random.default_rng(0))
+    assert torch.equal(a, fit_size(x, 16, np.random.default_rng(0)))
+
+
+def test_paired_dataset_train_changes_each_epoch_eval_fixed(photo):
+    train = PairedDataset([photo] * 3, image_size=32, train=True)
+    train.set_epoch(0)
+    a = train[1]
+    assert torch.equal(a[1], train[1][1])  # same epoch, same pair
+    train.set_epoch(1)
+    b = train[1]
+    assert not torch.equal(a[1], b[1])
+    val = PairedDataset([photo] * 3, image_size=32, train=False)
+    val.set_epoch(5)
+    assert torch.equal(val[0][1], PairedDataset([photo] * 3, 32, train=False)[0][1])
+    assert not torch.equal(val[0][1], val[1][1])  # damage seeded by the index
+
+
+def test_pair_shapes_and_mask_consistency(photo):
+    ds = PairedDataset([photo], image_size=48, train=False,
+                       damage_kwargs=dict(blur=0, splotches=0.7, cracks=0.7, contrast=0))
+    x_clean, x_damaged, mask = ds[0]
+    assert x_clean.shape == x_damaged.shape == mask.shape == (1, 48, 48)
+    assert torch.equal(x_damaged[~mask], x_clean[~mask])
+
+
+def test_split_files_fixed_and_disjoint():
+    items = list(range(50))
+    train, val = split_files(items, 0.1, seed=0)
+    assert len(val) == 5 and not set(train) & set(val) and sorted(train + val) == items
+    assert split_files(items, 0.1, seed=0) == (train, val)
+    with pytest.raises(ValueError, match="at least 2"):
+        split_files([1])
+
+
+def test_folder_source_skips_bad_files(photo_folder, recwarn):
+    (photo_folder / "broken.png").write_text("not an image")
+    cfg = get_config("tiny").replace(source="folder", num_images=None)
+    train, val = make_datasets(cfg, root=photo_folder)
+    assert len(train) + len(val) == 5
+    assert any("broken.png" in str(w.message) for w in recwarn)
+    good, bad = check_images(sorted(photo_folder.rglob("*.png")))
+    assert len(good) == 5 and len(bad) == 1 and "not an image" in bad[0]
+
+
+def test_tiny_profile_needs_no_files():
+    train, val = make_datasets(get_config("tiny"))
+    x_clean, x_damaged, mask = train[0]
+    assert x_clean.shape == (1, 32, 32) and len(train) == 4 and len(val) >= 1
+
+
+def test_loader_with_workers_matches_single_process(photo):
+    ds = PairedDataset([photo * (i / 5) for i in range(6)], image_size=32, train=True)
+    ds.set_epoch(2)
+    serial = [b[1] for b in make_loader(ds, 2, shuffle=True, num_workers=0, seed=3)]
+    parallel = [b[1] for b in make_loader(ds, 2, shuffle=True, num_workers=2, seed=3)]
+    assert all(torch.equal(a, b) for a, b in zip(serial, parallel)) and len(serial) == 3
+
+
+def _fake_imagenette(root, counts):
+    rng = np.random.default_rng(0)
+    for split, n in counts.items():
+        for wnid in ("n01440764", "n03028079"):
+            for i in range(n):
+                save_png(root / "imagenette2" / split / wnid / f"{wnid}_{i}.JPEG",
+                         rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+
+
+def test_imagenette_layout_from_a_fake_folder(tmp_path):
+    _fake_imagenette(tmp_path, {"train": 3, "val": 2})
+    files = imagenette_files(tmp_path, "train")
+    assert len(files) == 6 and all(f.suffix == ".JPEG" for f in files)
+    cfg = get_config("paper").replace(image_size=64, num_workers=0)
+    train, val = make_datasets(cfg, root=tmp_path)
+    assert len(train) == 6 and len(val) == 4
+    x_clean, x_damaged, _ = val[0]
+    assert x_clean.shape == (1, 64, 64)  # the whole photo resized, as the paper did
+
+
+def test_imagenette_missing_says_how_to_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        imagenette_files(tmp_path, "train")
+
+
+def test_bad_dataset_arguments(photo):
+    with pytest.raises(ValueError, match="mode"):
+        PairedDataset([photo], 32, train=True, mode="stretch")
+    with pytest.raises(ValueError, match="no photos"):
+        PairedDataset([], 32, train=True)
+    with pytest.raises(ValueError, match="unknown data source"):
+        make_datasets(get_config("tiny").replace(source="flickr"))
