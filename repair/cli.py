@@ -58,6 +58,34 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> Callable:
     return run_evaluate
 
 
+def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
+    p.description = ("Restore old photos (files or folders, any size, gray/RGB/RGBA/palette/"
+                     "16-bit) into --out as PNG. Colour photos: the luminance is restored and the "
+                     "original colour put back. Inputs are never overwritten.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--model", default=None,
+                   help="shipped weights by name (default: pix2pix) or a classical method "
+                        "(median-clahe, inpaint-sharpen)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="a generator checkpoint written by `repair train`")
+    p.add_argument("--tile", type=int, default=256, help="tile side for large photos (default 256)")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(args) -> int:
+        from repair.restore import resolve_restorer, restore_files
+
+        if args.tile < 32 or args.overlap < 0 or args.overlap >= args.tile // 2:
+            raise ValueError("--tile must be at least 32 and --overlap between 0 and tile/2")
+        restorer = resolve_restorer(args.model, args.checkpoint, tile=args.tile,
+                                    overlap=args.overlap, device=args.device)
+        return restore_files(args.inputs, args.out, restorer, progress=not args.quiet)
+
+    return run
+
+
 # name: (one-line help, function that adds the arguments and returns the runner). The arguments
 # of a sub-command are only built when it is the one being run, so `repair --help` stays instant.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable]]] = {
@@ -65,6 +93,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable]]] =
                _damage_arguments),
     "evaluate": ("damage clean photos, restore them with every method, measure PSNR/SSIM/sharpness",
                  _evaluate_arguments),
+    "restore": ("restore old photos of any size and mode with a trained or classical restorer",
+                _restore_arguments),
 }
 
 

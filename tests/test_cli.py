@@ -77,3 +77,22 @@ def test_evaluate_prints_a_table_and_writes_json(photo_folder, tmp_path, capsys)
     results = json.loads(out.read_text())
     assert set(results["methods"]) == {"damaged", "median-clahe"}
     assert main(["evaluate", "--clean", str(photo_folder), "--methods", "magic"]) == 2
+
+
+def test_restore_with_a_classical_model(photo_folder, tmp_path, capsys):
+    out = tmp_path / "restored"
+    assert main(["restore", str(photo_folder), "--out", str(out), "--model", "median-clahe",
+                 "--quiet"]) == 0
+    assert len(list(out.rglob("*.png"))) == 5
+    assert "5 of 5 written" in capsys.readouterr().err
+
+
+def test_restore_usage_errors(photo_folder, tmp_path, capsys):
+    assert main(["restore", str(photo_folder), "--out", str(tmp_path / "o"), "--model",
+                 "no-such-model"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["restore", str(photo_folder), "--out", str(tmp_path / "o"), "--model",
+                 "median-clahe", "--tile", "8"]) == 2
+    assert main(["restore", str(photo_folder), "--out", str(tmp_path / "o"), "--checkpoint",
+                 str(tmp_path / "missing.pt")]) == 2
+    assert not (tmp_path / "o").exists()

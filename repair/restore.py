@@ -1,0 +1,162 @@
+"""Restoring real photo files of any size and mode: the engine behind ``repair restore``.
+
+The networks work on one grayscale channel in ``[-1, 1]``. A photo file may be 8-bit or 16-bit
+gray, RGB, RGBA, palette or CMYK, and of any size:
+
+* gray (8 or 16 bit): the gray values are restored; the output keeps the bit depth;
+* colour (RGB, CMYK, palette): the **luminance** (Y of YCbCr) is restored and the original
+  chroma (Cb, Cr) is put back, so colour casts and tints of the original survive, and so do colour
+  stains: only their brightness is repaired. The output is RGB;
+* transparency (RGBA, LA, palette with transparency): the alpha channel is kept unchanged;
+* any size: large scans go through :func:`repair.tiling.restore_tiled` in overlapping tiles, so
+  memory stays bounded; the output has the input's exact size.
+
+Outputs are PNG (lossless), written completely or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from repair.images import atomic_write_bytes, from_unit, read_image, to_unit
+
+__all__ = ["Restorer", "as_restorer", "restore_plane", "restore_pil", "restore_files"]
+
+Restorer = Callable[[torch.Tensor], torch.Tensor]
+"""Maps a ``(1, 1, H, W)`` tensor in ``[-1, 1]`` to a restored tensor of the same shape."""
+
+
+def as_restorer(net_G: torch.nn.Module | Restorer, tile: int = 256, overlap: int = 32,
+                multiple: int = 16, device: str | torch.device = "cpu",
+                progress: bool = False) -> Restorer:
+    """Wrap a generator (run in tiles, without gradients) or a plain function as a restorer.
+
+    Args:
+        net_G: an ``nn.Module`` with the generator interface, or any restorer function.
+        tile, overlap: tile side and overlap in pixels for networks.
+        multiple: the size divisibility the network needs (16 for a U-Net of depth 4).
+        device: where the network runs.
+    """
+    if not isinstance(net_G, torch.nn.Module):
+        return net_G
+    from repair.tiling import restore_tiled
+
+    net_G = net_G.to(device).eval()
+
+    def restore(x: torch.Tensor) -> torch.Tensor:
+        return restore_tiled(net_G, x, tile=tile, overlap=overlap, multiple=multiple,
+                             progress=progress, device=device).cpu()
+
+    return restore
+
+
+def restore_plane(plane: np.ndarray, restorer: Restorer) -> np.ndarray:
+    """Restore one ``(H, W)`` float plane with values in ``[0, 1]``; returns the same shape."""
+    x = from_unit(torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32)))[None, None]
+    with torch.no_grad():
+        y = restorer(x)
+    if y.shape != x.shape:
+        raise ValueError(f"the restorer changed the image shape from {tuple(x.shape)} to "
+                         f"{tuple(y.shape)}")
+    return to_unit(y[0, 0]).clamp(0, 1).numpy()
+
+
+def _quantise(plane: np.ndarray, top: int, dtype) -> np.ndarray:
+    return np.round(np.clip(plane, 0, 1) * top).astype(dtype)
+
+
+def restore_pil(img: Image.Image, restorer: Restorer) -> Image.Image:
+    """Restore a Pillow image of any mode (see the module's notes); returns a new image."""
+    alpha = None
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        alpha = img.getchannel("A")
+        img = img.convert("RGB" if img.mode != "LA" else "L")
+    if img.mode in ("1", "L"):
+        out = Image.fromarray(_quantise(restore_plane(np.asarray(img.convert("L"), np.float32) / 255,
+                                                      restorer), 255, np.uint8), "L")
+    elif img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(img, dtype=np.float64)
+        top = 65535 if img.mode.startswith("I;16") or array.max() > 255 else 255
+        restored = _quantise(restore_plane(np.clip(array / top, 0, 1), restorer), top, np.uint16)
+        out = Image.fromarray(restored.astype(np.uint16) if top == 65535 else
+                              restored.astype(np.uint8))
+    elif img.mode == "F":
+        array = np.asarray(img, dtype=np.float32)
+        top = max(float(array.max()), 1e-8)
+        out = Image.fromarray((restore_plane(np.clip(array / top, 0, 1), restorer) * top)
+                              .astype(np.float32), "F")
+    else:  # RGB, CMYK, YCbCr, LAB, HSV...: restore the luminance, keep the chroma
+        y, cb, cr = img.convert("RGB").convert("YCbCr").split()
+        y_restored = _quantise(restore_plane(np.asarray(y, np.float32) / 255, restorer), 255,
+                               np.uint8)
+        out = Image.merge("YCbCr", (Image.fromarray(y_restored, "L"), cb, cr)).convert("RGB")
+    if alpha is not None:
+        out = out.convert("RGBA" if out.mode == "RGB" else "LA")
+        out.putalpha(alpha)
+    return out
+
+
+def restore_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                  restorer: Restorer, progress: bool = True, max_pixels: int | None = None) -> int:
+    """Restore every photo under ``inputs`` into ``out_dir`` as PNG (same relative names).
+
+    Inputs are never overwritten; each output is complete or absent; a bad file is reported and
+    the batch goes on. Returns the exit status (0 all done, 1 some failed).
+    """
+    from repair.batch import expand_inputs, plan_outputs, run_batch
+    from repair.images import MAX_PIXELS
+
+    pairs = expand_inputs(inputs)
+    outputs = plan_outputs(pairs, Path(out_dir))
+
+    def job(path: Path, out: Path) -> None:
+        img = read_image(path, max_pixels=max_pixels or MAX_PIXELS)
+        restored = restore_pil(img, restorer)
+        buffer = io.BytesIO()
+        restored.save(buffer, format="PNG")
+        atomic_write_bytes(out, buffer.getvalue())
+
+    return run_batch(pairs, job, outputs, desc="restore", progress=progress)
+
+
+def resolve_restorer(model: str | None = None, checkpoint: str | os.PathLike | None = None,
+                     tile: int = 256, overlap: int = 32, device: str | torch.device = "cpu",
+                     progress: bool = False) -> Restorer:
+    """The restorer named on the command line.
+
+    Args:
+        model: a classical method (``median-clahe``, ``inpaint-sharpen``: no weights needed) or
+            the name of shipped weights (see ``repair.checkpoint.WEIGHTS``).
+        checkpoint: a ``.pt`` file written by ``repair train`` (wins over ``model``).
+        tile, overlap: tile side and overlap for networks (large scans stay in bounded memory).
+    """
+    from repair.classical import CLASSICAL
+
+    if checkpoint is not None:
+        from repair.checkpoint import load_generator
+        net_G = load_generator(checkpoint, device=device)
+    elif model in CLASSICAL:
+        method = CLASSICAL[model]
+        return lambda x: method(x)
+    else:
+        from repair import checkpoint as ckpt
+        names = sorted(getattr(ckpt, "WEIGHTS", {}))
+        if model is None:
+            model = "pix2pix" if "pix2pix" in names else None
+        if model not in names:
+            choices = ", ".join([*CLASSICAL, *names]) or "none"
+            raise ValueError(f"unknown model {model!r}: choose one of {choices}, or give "
+                             "--checkpoint PATH")
+        net_G = ckpt.load_weights(model, device=device)
+    multiple = 2 ** getattr(net_G, "hparams", {}).get("depth", 4)
+    return as_restorer(net_G, tile=tile, overlap=overlap, multiple=multiple, device=device,
+                       progress=progress)
