@@ -26,7 +26,7 @@ def strength(text: str) -> float:
 
 
 def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
-    from repair.damage import PAPER_MIX
+    from repair.damage import PAPER_MIX, PLATE_DAMAGES
 
     p.description = ("Write damaged copies of photos as 8-bit grayscale PNGs. Inputs are never "
                      "overwritten; the same seed gives the same damage to the same file name.")
@@ -36,6 +36,9 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
     for name, value in PAPER_MIX.items():
         p.add_argument(f"--{name}", type=strength, default=value,
                        help=f"{name} strength 0-1 (default {value})")
+    for name in PLATE_DAMAGES:
+        p.add_argument(f"--{name}", type=strength, default=0.0,
+                       help=f"daguerreotype {name} strength 0-1 (default 0: off)")
     p.add_argument("--masks", action="store_true", help="also write <name>_mask.png (white where "
                                                         "splotches and cracks painted)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,7 +47,7 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
         from repair.batch import damage_files
         return damage_files(args.inputs, args.out, seed=args.seed, masks=args.masks,
                             progress=not args.quiet,
-                            strengths={k: getattr(args, k) for k in PAPER_MIX})
+                            strengths={k: getattr(args, k) for k in (*PAPER_MIX, *PLATE_DAMAGES)})
 
     return run
 
@@ -86,6 +89,33 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
     return run
 
 
+def _fetch_loc_arguments(p: argparse.ArgumentParser) -> Callable:
+    p.description = ("Download daguerreotypes from the Library of Congress collection (loc.gov "
+                     "JSON API), each with a JSON sidecar of title, date and rights. Needs internet; "
+                     "files already in --out are not fetched again.")
+    p.add_argument("--out", required=True, help="output folder (also the cache)")
+    p.add_argument("--limit", type=int, default=10, help="number of plates (default 10)")
+    p.add_argument("--max-size", type=int, default=1024,
+                   help="largest image side to take per item (default 1024)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(args) -> int:
+        from repair.loc import LocError, download_daguerreotypes
+
+        if args.limit < 1:
+            raise ValueError("--limit must be at least 1")
+        try:
+            paths = download_daguerreotypes(args.out, limit=args.limit, max_size=args.max_size,
+                                            progress=not args.quiet)
+        except LocError as err:
+            print(f"repair fetch-loc: error: {err}", file=sys.stderr)
+            return 1
+        print(f"fetch-loc: {len(paths)} plates in {args.out}", file=sys.stderr)
+        return 0
+
+    return run
+
+
 # name: (one-line help, function that adds the arguments and returns the runner). The arguments
 # of a sub-command are only built when it is the one being run, so `repair --help` stays instant.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable]]] = {
@@ -95,6 +125,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable]]] =
                  _evaluate_arguments),
     "restore": ("restore old photos of any size and mode with a trained or classical restorer",
                 _restore_arguments),
+    "fetch-loc": ("download Library of Congress daguerreotypes with their metadata (internet)",
+                  _fetch_loc_arguments),
 }
 
 

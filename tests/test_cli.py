@@ -96,3 +96,27 @@ def test_restore_usage_errors(photo_folder, tmp_path, capsys):
     assert main(["restore", str(photo_folder), "--out", str(tmp_path / "o"), "--checkpoint",
                  str(tmp_path / "missing.pt")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_plate_damages_on_the_command_line(photo_folder, tmp_path):
+    plain, plate = tmp_path / "plain", tmp_path / "plate"
+    main(["damage", str(photo_folder / "p0.png"), "--out", str(plain), "--quiet"])
+    main(["damage", str(photo_folder / "p0.png"), "--out", str(plate), "--tarnish", "0.8",
+          "--dust", "0.5", "--quiet"])
+    assert (plain / "p0.png").read_bytes() != (plate / "p0.png").read_bytes()
+
+
+def test_fetch_loc_uses_the_loc_client(monkeypatch, tmp_path, capsys):
+    import repair.loc
+
+    calls = {}
+
+    def fake_download(out_dir, limit, max_size, progress):
+        calls.update(out_dir=out_dir, limit=limit, max_size=max_size)
+        return [tmp_path / "a.jpg"]
+
+    monkeypatch.setattr(repair.loc, "download_daguerreotypes", fake_download)
+    assert main(["fetch-loc", "--out", str(tmp_path), "--limit", "3", "--quiet"]) == 0
+    assert calls == {"out_dir": str(tmp_path), "limit": 3, "max_size": 1024}
+    assert "1 plates" in capsys.readouterr().err
+    assert main(["fetch-loc", "--out", str(tmp_path), "--limit", "0"]) == 2

@@ -127,3 +127,48 @@ def test_small_images_work():
     x = torch.zeros(1, 16, 16)
     out, mask = D.damage(x, seed=0, blur=1, splotches=1, cracks=1, contrast=1)
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+PLATE = [D.tarnish, D.haze, D.scratches, D.dust]
+
+
+@pytest.mark.parametrize("fn", PLATE + [D.polishing_lines])
+def test_plate_damage_strength_zero_is_identity(fn, photo):
+    assert torch.equal(fn(photo, 0.0, np.random.default_rng(0)), photo)
+
+
+@pytest.mark.parametrize("fn", PLATE)
+def test_plate_damage_changes_image_deterministically(fn, photo):
+    a = fn(photo, 0.8, np.random.default_rng(3))
+    assert torch.equal(a, fn(photo, 0.8, np.random.default_rng(3)))
+    assert a.shape == photo.shape and (a - photo).abs().max() > 0.05
+
+
+def test_tarnish_creeps_in_from_the_edges():
+    alpha, _ = D.tarnish_layer(96, 96, 0.8, np.random.default_rng(0))
+    border = np.concatenate([alpha[:4].ravel(), alpha[-4:].ravel(), alpha[:, :4].ravel(),
+                             alpha[:, -4:].ravel()])
+    assert border.mean() > 0.3 and alpha[40:56, 40:56].max() == 0
+
+
+def test_polishing_lines_are_horizontal(photo):
+    diff = (D.polishing_lines(photo, 1.0, np.random.default_rng(0)) - photo)[0].numpy()
+    along_rows = np.abs(np.diff(diff, axis=1)).mean()
+    across_rows = np.abs(np.diff(diff, axis=0)).mean()
+    assert across_rows > 3 * along_rows
+
+
+def test_plate_mask_covers_scratches_and_dust(photo):
+    out, mask = D.damage(photo, seed=1, blur=0, splotches=0, cracks=0, contrast=0, scratches=1.0,
+                         dust=1.0)
+    assert mask.any() and torch.equal(out[~mask], photo[~mask])
+    _, veil_mask = D.damage(photo, seed=1, blur=0, splotches=0, cracks=0, contrast=0, tarnish=1,
+                            haze=1)
+    assert not veil_mask.any()
+
+
+def test_plate_damages_off_by_default_leave_paper_mix_unchanged(photo):
+    a, _ = D.damage(photo, seed=9)
+    b, _ = D.damage(photo, seed=9, tarnish=0, haze=0, scratches=0, dust=0)
+    c, _ = D.damage(photo, seed=9, **D.DAGUERREOTYPE_MIX)
+    assert torch.equal(a, b) and not torch.equal(a, c)
