@@ -1,0 +1,567 @@
+"""A StyleGAN2 generator and discriminator in plain PyTorch, with a filter-wise (W++) style switch.
+
+Written from the StyleGAN2 paper (Karras et al., CVPR 2020) and the robust-inversion paper
+(Poirier-Ginter & Lalonde, CVPR 2023); no custom CUDA ops, nothing compiled, CPU first.
+
+Styles come in three shapes, the three latent spaces of the inversion in :mod:`repair.inversion`:
+
+* W   ``(B, w_dim)``: one latent broadcast to every style input;
+* W+  ``(B, N_L, w_dim)``: one latent per style input (``N_L = net_G.num_ws``);
+* W++ ``(B, N_L, C, w_dim)`` with ``C = net_G.max_channels``: "filter-wise" styles, one latent per
+  output filter of every layer. Output filter ``o`` of layer ``l`` modulates the input channels
+  with its own style ``A_l(w[l, o])``; demodulation stays per output filter. Layers with fewer
+  output filters read only the first ``C_out`` latents.
+
+The parameters follow NVIDIA's stylegan2-ada-pytorch conventions (equalised learning rate, affine
+bias 1, ``[1, 3, 3, 1]`` up-sampling filter, sqrt(2)-gain leaky ReLU), so
+:func:`convert_nvidia_pickle` can copy published weights one tensor to one tensor.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import re
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "EqualLinear", "EqualConv2d", "MappingNetwork", "ModulatedConv2d", "StyledConv", "ToImage",
+    "StyleGAN2Generator", "StyleGAN2Discriminator", "CheckpointError", "save_generator",
+    "load_generator", "convert_nvidia_pickle", "nvidia_generator_config", "to_gray",
+]
+
+LRELU_GAIN = math.sqrt(2.0)
+GENERATOR_KIND = "repair.StyleGAN2Generator"
+
+
+class CheckpointError(ValueError):
+    """A weights file that does not hold what was asked for; the message says what to do."""
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """RGB ``(B, 3, H, W)`` to gray ``(B, 1, H, W)`` with ITU-R 601 luma weights (keeps [-1, 1])."""
+    if x.shape[-3] == 1:
+        return x
+    weights = x.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    return (x * weights).sum(dim=-3, keepdim=True)
+
+
+def _lrelu(x: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
+    x = F.leaky_relu(x, 0.2) * LRELU_GAIN
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+def _fir_filter() -> torch.Tensor:
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    return torch.outer(taps, taps) / taps.sum() ** 2  # (4, 4), sums to 1
+
+
+def fir_upsample(x: torch.Tensor, kernel: torch.Tensor, crop: int) -> torch.Tensor:
+    """Zero-insertion x2 up-sampling + [1,3,3,1] low-pass (gain 4), per channel.
+
+    With ``crop=0`` the output is ``(2H+2, 2W+2)`` (the padding a following 3x3 valid conv needs);
+    with ``crop=1`` it is ``(2H, 2W)``.
+    """
+    channels = x.shape[1]
+    weight = (kernel * 4).to(x).expand(channels, 1, 4, 4)
+    y = F.conv_transpose2d(x, weight, stride=2, groups=channels)  # (B, C, 2H+2, 2W+2)
+    return y[..., crop:y.shape[-2] - crop, crop:y.shape[-1] - crop] if crop else y
+
+
+class EqualLinear(nn.Module):
+    """Fully connected layer with equalised learning rate (weights scaled at run time)."""
+
+    def __init__(self, in_features: int, out_features: int, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul))
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.lr_mul = lr_mul
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.lr_mul)
+        return _lrelu(x) if self.activation else x
+
+
+class EqualConv2d(nn.Module):
+    """Convolution with equalised learning rate (for the discriminator)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+                 activation: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padding = self.weight.shape[-1] // 2
+        x = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=padding)
+        return _lrelu(x) if self.activation else x
+
+
+class MappingNetwork(nn.Module):
+    """z -> w: 2nd-moment normalisation, then leaky-ReLU layers at lr x0.01; tracks mean w."""
+
+    def __init__(self, z_dim: int = 512, w_dim: int = 512, num_layers: int = 8,
+                 lr_mul: float = 0.01, w_avg_beta: float = 0.995):
+        super().__init__()
+        dims = [z_dim] + [w_dim] * num_layers
+        self.layers = nn.ModuleList(EqualLinear(a, b, lr_mul=lr_mul, activation=True)
+                                    for a, b in zip(dims[:-1], dims[1:]))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+        self.w_avg_beta = w_avg_beta
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
+                update_w_avg: bool = False) -> torch.Tensor:
+        """Map ``z`` ``(B, z_dim)`` to ``w`` ``(B, w_dim)``; ``update_w_avg`` during training."""
+        x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        for layer in self.layers:
+            x = layer(x)
+        if update_w_avg:
+            self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+        if truncation_psi != 1:
+            x = self.w_avg.lerp(x, truncation_psi)
+        return x
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose input channels are scaled per sample (and per output filter in W++).
+
+    ``forward(x, styles)``: ``styles`` ``(B, C_in)`` modulates layer-wise (fast path: scale, shared
+    conv, rescale); ``(B, C_out, C_in)`` gives every output filter its own modulation (one grouped
+    conv with per-sample weights). With ``up=True`` the input is first up-sampled x2 with the
+    [1,3,3,1] filter and the (spatially flipped) kernel is applied as a true convolution, NVIDIA's
+    convention for its up-sampling layers.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 up: bool = False, demodulate: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.register_buffer("resample_filter", _fir_filter())
+        self.up, self.demodulate = up, demodulate
+        self.padding = 0 if up else kernel_size // 2
+
+    def forward(self, x: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.flip([2, 3]) if self.up else self.weight  # (O, I, k, k)
+        if self.up:
+            x = fir_upsample(x, self.resample_filter, crop=0)  # (B, I, 2H+2, 2W+2)
+        if styles.dim() == 2:  # layer-wise
+            if self.demodulate:
+                power = styles.square() @ weight.square().sum(dim=[2, 3]).t()  # (B, O)
+                dcoefs = (power + 1e-8).rsqrt()
+            x = F.conv2d(x * styles[:, :, None, None], weight, padding=self.padding)
+            return x * dcoefs[:, :, None, None] if self.demodulate else x
+        batch, out_channels = styles.shape[:2]  # filter-wise: (B, O, I)
+        w = weight[None] * styles[:, :, :, None, None]  # (B, O, I, k, k)
+        if self.demodulate:
+            w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
+        x = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, *w.shape[2:]),
+                     padding=self.padding, groups=batch)
+        return x.reshape(batch, out_channels, *x.shape[2:])
+
+
+def _styles_for(affine: EqualLinear, w: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """Styles of one layer: (B, w_dim) -> (B, I); filter-wise (B, C, w_dim) -> (B, O, I)."""
+    return affine(w if w.dim() == 2 else w[:, :out_channels])
+
+
+class StyledConv(nn.Module):
+    """Affine style + modulated conv + fixed/random noise + bias + leaky ReLU (one style input)."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 up: bool = False, conv_clamp: float | None = None):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, up=up)
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.out_channels, self.resolution, self.conv_clamp = out_channels, resolution, conv_clamp
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        x = self.conv(x, _styles_for(self.affine, w, self.out_channels))  # (B, O, R, R)
+        if noise_mode == "random":
+            x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution,
+                                device=x.device, dtype=x.dtype) * self.noise_strength
+        elif noise_mode == "const":
+            x = x + self.noise_const * self.noise_strength
+        elif noise_mode != "none":
+            raise ValueError(f"noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
+        return _lrelu(x + self.bias[:, None, None], self.conv_clamp)
+
+
+class ToImage(nn.Module):
+    """Modulated 1x1 conv to ``channels`` (1 gray or 3 RGB), no demodulation (the skip outputs)."""
+
+    def __init__(self, in_channels: int, channels: int, w_dim: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
+        self.conv = ModulatedConv2d(in_channels, channels, 1, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.style_gain = 1 / math.sqrt(in_channels)
+        self.channels, self.conv_clamp = channels, conv_clamp
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        styles = _styles_for(self.affine, w, self.channels) * self.style_gain
+        x = self.conv(x, styles) + self.bias[:, None, None]
+        return x.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
+
+
+class StyleGAN2Generator(nn.Module):
+    """StyleGAN2 generator (skip outputs), any power-of-two ``resolution`` >= 4.
+
+    Args:
+        resolution: output side in pixels (4, 8, ..., 1024).
+        channels: 1 (grayscale) or 3 (RGB) output channels.
+        z_dim, w_dim: latent sizes; mapping_layers: depth of the mapping network.
+        channel_base, channel_max: feature maps at resolution r are ``min(channel_base // r,
+            channel_max)`` (NVIDIA's FFHQ-1024: 32768 and 512; FFHQ-256: 16384 and 512).
+        conv_clamp: clamp activations to +-this (NVIDIA's mixed-precision models use 256).
+    """
+
+    def __init__(self, resolution: int = 64, channels: int = 1, z_dim: int = 128, w_dim: int = 128,
+                 mapping_layers: int = 4, channel_base: int = 4096, channel_max: int = 128,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        log2 = math.log2(resolution) if resolution > 0 else 0
+        if resolution < 4 or log2 != int(log2):
+            raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {channels}")
+        self.config = dict(resolution=resolution, channels=channels, z_dim=z_dim, w_dim=w_dim,
+                           mapping_layers=mapping_layers, channel_base=channel_base,
+                           channel_max=channel_max, conv_clamp=conv_clamp)
+        self.resolution, self.channels, self.z_dim, self.w_dim = resolution, channels, z_dim, w_dim
+        resolutions = [2 ** i for i in range(2, int(log2) + 1)]
+        width = {r: min(channel_base // r, channel_max) for r in resolutions}
+        self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
+        self.const = nn.Parameter(torch.randn(width[4], 4, 4))
+        convs, to_images = [], []
+        for r in resolutions:
+            if r > 4:
+                convs.append(StyledConv(width[r // 2], width[r], w_dim, r, up=True,
+                                        conv_clamp=conv_clamp))
+            convs.append(StyledConv(width[r], width[r], w_dim, r, conv_clamp=conv_clamp))
+            to_images.append(ToImage(width[r], channels, w_dim, conv_clamp=conv_clamp))
+        self.convs = nn.ModuleList(convs)
+        self.to_images = nn.ModuleList(to_images)
+        self.register_buffer("resample_filter", _fir_filter())
+        self.num_ws = len(convs) + 1  # N_L: the last ToImage has a style input of its own
+        self.max_channels = max(width.values())
+
+    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
+        """Mean of ``n`` mapped latents ``(1, w_dim)`` (``mapping.w_avg`` is the tracked one)."""
+        generator = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.z_dim, generator=generator).to(self.const.device)
+        with torch.no_grad():
+            return self.mapping(z).mean(0, keepdim=True)
+
+    def broadcast(self, ws: torch.Tensor) -> torch.Tensor:
+        """W ``(B, w_dim)`` -> W+ ``(B, N_L, w_dim)``; W+ and W++ pass through (shapes checked)."""
+        if ws.dim() == 2:
+            ws = ws[:, None].expand(-1, self.num_ws, -1)
+        ok = ws.dim() in (3, 4) and ws.shape[1] == self.num_ws and ws.shape[-1] == self.w_dim
+        if ws.dim() == 4:
+            ok = ok and ws.shape[2] == self.max_channels
+        if not ok:
+            raise ValueError(
+                f"styles must be (B, {self.w_dim}), (B, {self.num_ws}, {self.w_dim}) or "
+                f"(B, {self.num_ws}, {self.max_channels}, {self.w_dim}); got {tuple(ws.shape)}")
+        return ws
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        """Image ``(B, channels, R, R)`` (about [-1, 1], not clamped) from W, W+ or W++ styles."""
+        ws = self.broadcast(ws)
+        x = self.const[None].expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
+        x = self.convs[0](x, ws[:, 0], noise_mode)
+        img = self.to_images[0](x, ws[:, 1])  # (B, channels, 4, 4)
+        for i, to_image in enumerate(self.to_images[1:]):
+            x = self.convs[2 * i + 1](x, ws[:, 2 * i + 1], noise_mode)
+            x = self.convs[2 * i + 2](x, ws[:, 2 * i + 2], noise_mode)
+            img = fir_upsample(img, self.resample_filter, crop=1) + to_image(x, ws[:, 2 * i + 3])
+        return img
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0,
+                noise_mode: str = "random") -> torch.Tensor:
+        """Sample: ``z`` ``(B, z_dim)`` -> image ``(B, channels, R, R)``."""
+        return self.synthesis(self.mapping(z, truncation_psi), noise_mode)
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual block: two 3x3 convs then 2x average-pool down, plus a 1x1 skip; sum / sqrt(2)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv0 = EqualConv2d(in_channels, in_channels, 3)
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3)
+        self.skip = EqualConv2d(in_channels, out_channels, 1, bias=False, activation=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.avg_pool2d(self.conv1(self.conv0(x)), 2)
+        return (y + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2)
+
+
+class StyleGAN2Discriminator(nn.Module):
+    """Small residual discriminator with a minibatch-stddev feature; one logit per image."""
+
+    def __init__(self, resolution: int = 64, channels: int = 1, channel_base: int = 4096,
+                 channel_max: int = 128, mbstd_group: int = 4):
+        super().__init__()
+        log2 = int(math.log2(resolution))
+        width = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(2, log2 + 1)}
+        self.from_image = EqualConv2d(channels, width[resolution], 1)
+        self.blocks = nn.Sequential(*(DiscriminatorBlock(width[2 ** i], width[2 ** (i - 1)])
+                                      for i in range(log2, 2, -1)))
+        self.conv = EqualConv2d(width[4] + 1, width[4], 3)
+        self.fc = EqualLinear(width[4] * 16, width[4], activation=True)
+        self.out = EqualLinear(width[4], 1)
+        self.mbstd_group = mbstd_group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B,)`` for images ``(B, channels, R, R)``."""
+        x = self.blocks(self.from_image(x))  # (B, C4, 4, 4)
+        group = min(self.mbstd_group, x.shape[0])
+        while x.shape[0] % group:
+            group -= 1
+        y = x.reshape(group, -1, *x.shape[1:])  # (G, B/G, C, 4, 4)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=[1, 2, 3])  # (B/G,)
+        y = y.repeat(group)[:, None, None, None].expand(-1, 1, 4, 4)
+        x = self.conv(torch.cat([x, y], dim=1))
+        return self.out(self.fc(x.flatten(1)))[:, 0]
+
+
+# ---------------------------------------------------------------- saving and loading
+
+def save_generator(net_G: StyleGAN2Generator, path: str | os.PathLike, **extra) -> Path:
+    """Write ``net_G``'s config and weights to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"kind": GENERATOR_KIND, "config": dict(net_G.config),
+               "state_dict": {k: v.detach().cpu() for k, v in net_G.state_dict().items()}, **extra}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
+                   key: str = "G_ema") -> StyleGAN2Generator:
+    """A :class:`StyleGAN2Generator` from our file, a training checkpoint or an NVIDIA ``.pkl``.
+
+    Args:
+        path: ``save_generator`` output, a :mod:`repair.gantrain` checkpoint (uses ``key``,
+            default the EMA generator), or a stylegan2-ada-pytorch pickle (converted on the fly).
+        device: where to put the network (it is returned in eval mode, frozen).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file; check the path or fetch it with "
+                                "repair.registry.fetch(...)")
+    if path.suffix == ".pkl":
+        state, conv_clamp = _read_nvidia(path, key)
+        config = nvidia_generator_config(state, conv_clamp)
+    else:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        if isinstance(payload, dict) and key in payload and isinstance(payload[key], dict):
+            payload = payload[key]  # a training checkpoint
+        if not isinstance(payload, dict) or payload.get("kind") != GENERATOR_KIND:
+            found = payload.get("kind", "no 'kind' field") if isinstance(payload, dict) else \
+                type(payload).__name__
+            raise CheckpointError(
+                f"{path}: this checkpoint holds {found!r}, not a StyleGAN2 generator; pass a file "
+                "written by repair.stylegan.save_generator or repair.gantrain, or an NVIDIA .pkl")
+        state, config = payload["state_dict"], payload["config"]
+    net_G = StyleGAN2Generator(**config)
+    try:
+        net_G.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the recorded config ({err})") from None
+    return net_G.to(device).eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------- NVIDIA pickles
+
+class _Captured:
+    """Stand-in for any class of NVIDIA's code: keeps its pickled state, runs none of its code."""
+
+    args: tuple = ()
+    kwargs: dict = {}
+    state = None
+    name = "?"
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs, self.state, self.name = args, kwargs, None, "?"
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __setitem__(self, key, value):  # dict subclasses (dnnlib.EasyDict) fill themselves
+        self.__dict__.setdefault("items", {})[key] = value
+
+    def append(self, value):  # list subclasses
+        self.__dict__.setdefault("values", []).append(value)
+
+    def extend(self, values):
+        self.__dict__.setdefault("values", []).extend(values)
+
+    def __call__(self, *args, **kwargs):  # an unknown function: record the call only
+        return _Captured(*args, **kwargs)
+
+
+def _stand_in(name: str) -> type:
+    return type(name.rsplit(".", 1)[-1], (_Captured,), {"qualname": name})
+
+
+def _reconstruct_persistent(meta: dict) -> _Captured:
+    """What ``torch_utils.persistence`` pickles: a dict holding the class name and its state."""
+    obj = _Captured()
+    obj.name, obj.state = meta.get("class_name", "?"), meta.get("state")
+    return obj
+
+
+def _storage_from_bytes(data: bytes):
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+class _NvidiaUnpickler(pickle.Unpickler):
+    """Reads stylegan2-ada-pytorch pickles without their embedded source: only tensor rebuilding
+    and plain containers are real; every other class or function becomes an inert stand-in."""
+
+    SAFE = {("collections", "OrderedDict"): OrderedDict, ("builtins", "set"): set,
+            ("builtins", "frozenset"): frozenset, ("builtins", "dict"): dict,
+            ("torch", "Size"): torch.Size, ("torch._utils", "_rebuild_tensor_v2"):
+            torch._utils._rebuild_tensor_v2, ("torch._utils", "_rebuild_parameter"):
+            torch._utils._rebuild_parameter, ("torch._utils", "_rebuild_parameter_with_state"):
+            torch._utils._rebuild_parameter_with_state, ("torch.storage", "_load_from_bytes"):
+            _storage_from_bytes, ("torch_utils.persistence", "_reconstruct_persistent_obj"):
+            _reconstruct_persistent, ("numpy", "dtype"): np.dtype}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.SAFE:
+            return self.SAFE[(module, name)]
+        return _stand_in(f"{module}.{name}")
+
+
+def _flatten(obj, prefix: str, out: dict, clamps: set) -> None:
+    state = obj.state if isinstance(obj, _Captured) else None
+    if not isinstance(state, dict):
+        return
+    if "conv_clamp" in state:  # an attribute of NVIDIA's synthesis layers
+        clamps.add(state["conv_clamp"])
+    for group in ("_parameters", "_buffers"):
+        for name, value in (state.get(group) or {}).items():
+            if isinstance(value, torch.Tensor):
+                out[prefix + name] = value.detach().float()
+    for name, child in (state.get("_modules") or {}).items():
+        _flatten(child, f"{prefix}{name}.", out, clamps)
+
+
+def convert_nvidia_pickle(path: str | os.PathLike, key: str = "G_ema") -> dict[str, torch.Tensor]:
+    """Our generator's ``state_dict`` from a stylegan2-ada-pytorch ``.pkl``, without NVIDIA code.
+
+    Args:
+        path: the pickle (a dict with ``G``, ``D``, ``G_ema``, ...).
+        key: which network to convert (``G_ema``, the averaged one, is the published generator).
+    """
+    return _read_nvidia(path, key)[0]
+
+
+def _read_nvidia(path, key: str) -> tuple[dict[str, torch.Tensor], float | None]:
+    """(our state_dict, the conv_clamp NVIDIA's layers recorded, None if none)."""
+    try:
+        with open(path, "rb") as f:
+            data = _NvidiaUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable stylegan2-ada-pytorch pickle ({err})") from None
+    if not isinstance(data, dict) or key not in data:
+        raise CheckpointError(f"{path}: expected a dict with {key!r} (a stylegan2-ada-pytorch "
+                              "network pickle); this file holds something else")
+    flat: dict[str, torch.Tensor] = {}
+    clamps: set = set()
+    _flatten(data[key], "", flat, clamps)
+    if "mapping.embed.weight" in flat:
+        raise CheckpointError(f"{path}: a class-conditional generator; only unconditional ones "
+                              "are supported")
+    if "synthesis.b4.const" not in flat:
+        raise CheckpointError(f"{path}: {key} is not a StyleGAN2 generator (no synthesis.b4.const)")
+    clamp = next((float(c) for c in clamps if isinstance(c, (int, float))), None)
+    return _rename_nvidia(flat), clamp
+
+
+def _rename_nvidia(flat: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    resolutions = sorted(int(m.group(1)) for k in flat
+                         if (m := re.fullmatch(r"synthesis\.b(\d+)\.const", k) or
+                             re.fullmatch(r"synthesis\.b(\d+)\.conv1\.weight", k)))
+    resolutions = sorted(set(resolutions))
+    for name, value in flat.items():
+        if m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", name):
+            out[f"mapping.layers.{m.group(1)}.{m.group(2)}"] = value
+    out["mapping.w_avg"] = flat["mapping.w_avg"]
+    out["const"] = flat["synthesis.b4.const"]
+    conv_index = 0
+    for i, r in enumerate(resolutions):
+        for conv in (("conv0", "conv1") if r > 4 else ("conv1",)):
+            src, dst = f"synthesis.b{r}.{conv}.", f"convs.{conv_index}."
+            out[dst + "affine.weight"] = flat[src + "affine.weight"]
+            out[dst + "affine.bias"] = flat[src + "affine.bias"]
+            out[dst + "conv.weight"] = flat[src + "weight"]
+            out[dst + "conv.resample_filter"] = _fir_filter()
+            out[dst + "noise_const"] = flat[src + "noise_const"]
+            out[dst + "noise_strength"] = flat[src + "noise_strength"].reshape([])
+            out[dst + "bias"] = flat[src + "bias"]
+            conv_index += 1
+        src, dst = f"synthesis.b{r}.torgb.", f"to_images.{i}."
+        out[dst + "affine.weight"] = flat[src + "affine.weight"]
+        out[dst + "affine.bias"] = flat[src + "affine.bias"]
+        out[dst + "conv.weight"] = flat[src + "weight"]
+        out[dst + "conv.resample_filter"] = _fir_filter()
+        out[dst + "bias"] = flat[src + "bias"]
+    out["resample_filter"] = _fir_filter()
+    return out
+
+
+def nvidia_generator_config(state: dict[str, torch.Tensor], conv_clamp: float | None = None
+                            ) -> dict:
+    """The :class:`StyleGAN2Generator` arguments that fit a converted ``state`` (from shapes).
+
+    ``conv_clamp`` is not in the weights (:func:`load_generator` reads it from the pickle's
+    layers; NVIDIA's mixed-precision models use 256).
+    """
+    mapping = [k for k in state if re.fullmatch(r"mapping\.layers\.\d+\.weight", k)]
+    to_images = sorted(int(k.split(".")[1]) for k in state
+                       if re.fullmatch(r"to_images\.\d+\.bias", k))
+    resolution = 4 * 2 ** (len(to_images) - 1)
+    widths = {4 * 2 ** i: state[f"to_images.{i}.conv.weight"].shape[1] for i in to_images}
+    channel_max = max(widths.values())
+    # smallest channel_base that reproduces every width: min(base // r, max) == width
+    base = max(w * r for r, w in widths.items() if w < channel_max) if any(
+        w < channel_max for w in widths.values()) else channel_max * resolution
+    return dict(resolution=resolution, channels=state[f"to_images.{to_images[0]}.bias"].shape[0],
+                z_dim=state["mapping.layers.0.weight"].shape[1],
+                w_dim=state["mapping.w_avg"].shape[0], mapping_layers=len(mapping),
+                channel_base=base, channel_max=channel_max, conv_clamp=conv_clamp)
