@@ -1,7 +1,8 @@
 """Seconds per image and per phase (W, W+, W++) of the robust StyleGAN inversion on this machine.
 
-    python benchmarks/inversion.py                       # a random small generator (says so)
-    python benchmarks/inversion.py --checkpoint /work/runs/stylegan/faces64/checkpoint.pt
+    python benchmarks/inversion.py                       # the committed 64 px faces generator
+    python benchmarks/inversion.py --checkpoint runs/stylegan/faces64/checkpoint.pt
+    python benchmarks/inversion.py --checkpoint random   # a random generator of the same size
     python benchmarks/inversion.py --steps 150 150 150 --batch 4 --threads 2
 """
 
@@ -12,15 +13,16 @@ import time
 
 import torch
 
-from repair.inversion import Degradation, RobustLoss, invert
-from repair.stylegan import StyleGAN2Generator, load_generator
+from repair.inversion import DEFAULT_GENERATOR, Degradation, RobustLoss, invert, resolve_generator
+from repair.stylegan import StyleGAN2Generator
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default=None,
-                        help="generator file, gantrain checkpoint or NVIDIA .pkl (default: a "
-                             "randomly initialised 64 px gray generator of the training size)")
+    parser.add_argument("--checkpoint", default=DEFAULT_GENERATOR,
+                        help=f"generator name or file (gantrain checkpoint, exported .pt, NVIDIA "
+                             f".pkl); default: the committed {DEFAULT_GENERATOR}; 'random': a "
+                             "randomly initialised gray generator of the training size")
     parser.add_argument("--resolution", type=int, default=64, help="random generator only")
     parser.add_argument("--steps", type=int, nargs=3, default=(20, 20, 20),
                         help="steps per phase (the paper: 150 150 150)")
@@ -31,14 +33,14 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    if args.checkpoint:
-        net_G = load_generator(args.checkpoint, args.device)
+    if args.checkpoint != "random":
+        net_G = resolve_generator(args.checkpoint, args.device)
         source = args.checkpoint
     else:
         torch.manual_seed(0)
         net_G = StyleGAN2Generator(args.resolution, 1, z_dim=128, w_dim=128, mapping_layers=2,
                                    channel_base=1024, channel_max=128).to(args.device)
-        source = "RANDOMLY INITIALISED generator (no --checkpoint): timings only, no restoration"
+        source = "RANDOMLY INITIALISED generator: timings only, no restoration"
     params = sum(p.numel() for p in net_G.parameters())
     print(f"generator: {source}\n  {net_G.resolution} px, {net_G.channels} channel(s), "
           f"{net_G.num_ws} style inputs, W++ {net_G.num_ws} x {net_G.max_channels} x "

@@ -1,11 +1,13 @@
-"""Restoration quality of every built-in method on a folder of clean photos: one table.
+"""Restoration quality of every method, built-in and trained, on a folder of clean photos.
 
     python benchmarks/quality.py                       # eval/set12, paper mix, 256x256
     python benchmarks/quality.py --per-damage --limit 4
     python benchmarks/quality.py --clean ../shared/data/eval/bsd68 --json out/quality.json
+    python benchmarks/quality.py --methods damaged inpaint-sharpen pix2pix-book --limit 4
 
 Each photo i is damaged with seed+i (repair.damage.PAPER_MIX), restored by every method and
-scored with PSNR, SSIM and the edge ratio (LPIPS only where its weights are on disk).
+scored with PSNR, SSIM and the edge ratio (LPIPS only where its weights are on disk). Trained
+generators come from checkpoints/ (repair.zoo; --checkpoints for another folder).
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ import time
 import cv2
 import torch
 
+from repair import zoo
 from repair.config import data_root
-from repair.evaluate import builtin_methods, evaluate, format_table, save_json
+from repair.evaluate import builtin_methods, evaluate, format_table, resolve_methods, save_json
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", default=str(data_root() / "eval" / "set12"),
                         help="folder of clean photos (default: %(default)s)")
-    parser.add_argument("--methods", nargs="+", default=None, choices=list(builtin_methods()),
-                        help="methods to compare (default: all built-in)")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help=f"methods to compare (default: all; built in: "
+                             f"{', '.join(builtin_methods())}, plus the trained generators)")
+    parser.add_argument("--checkpoints", default=None,
+                        help="folder of trained generators (default: checkpoints/, else "
+                             "$REPAIR_CHECKPOINTS)")
     parser.add_argument("--limit", type=int, default=None, help="first N images only")
     parser.add_argument("--size", type=int, default=256, help="square side in pixels")
     parser.add_argument("--seed", type=int, default=0, help="image i is damaged with seed+i")
@@ -39,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     start = time.perf_counter()
     try:
-        results = evaluate(args.clean, args.methods, seed=args.seed, per_damage=args.per_damage,
+        found = zoo.available_models(args.checkpoints)
+        learned = [n for n in found if args.methods is None or n in args.methods]
+        methods = resolve_methods(args.methods, extra=zoo.learned_methods(
+            learned, root=args.checkpoints) if learned else {})
+        results = evaluate(args.clean, methods, seed=args.seed, per_damage=args.per_damage,
                            limit=args.limit, size=args.size)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

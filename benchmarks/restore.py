@@ -1,10 +1,12 @@
-"""Milliseconds per image for every built-in restorer on one CPU core.
+"""Milliseconds per image for every restorer, built-in and trained, on one CPU core.
 
     python benchmarks/restore.py                  # 4 photos of eval/set12 at 256x256, 5 repeats
     python benchmarks/restore.py --size 512 --threads 2
+    python benchmarks/restore.py --images 2 --repeats 2 --checkpoints runs   # runs/<name>/G_best.pt
 
 Each photo is damaged once (repair.damage.PAPER_MIX, seed i) and restored one image per call;
 the figure is the median over repeats of the mean time per image (one untimed warm-up call first).
+Trained generators come from checkpoints/ (repair.zoo) and run without gradients.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 import cv2
 import torch
 
+from repair import zoo
 from repair.config import data_root
 from repair.damage import damage
 from repair.evaluate import builtin_methods, load_clean_images
@@ -30,12 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="square side in pixels")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes over the photos")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads")
+    parser.add_argument("--checkpoints", default=None,
+                        help="folder of trained generators (default: checkpoints/, else "
+                             "$REPAIR_CHECKPOINTS)")
+    parser.add_argument("--device", default="cpu", help="where the generators run")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     try:
         names, x_all = load_clean_images(args.clean, size=args.size, limit=args.images)
+        methods = {**builtin_methods(),
+                   **zoo.learned_methods(device=args.device, root=args.checkpoints)}
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -43,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{len(names)} images of {args.size}x{args.size}, {args.threads} thread(s), "
           f"{args.repeats} repeats")
-    print(f"{'method':<16} {'ms/image':>9} {'min':>8} {'max':>8}")
-    for name, method in builtin_methods().items():
+    width = max(16, *map(len, methods))
+    print(f"{'method':<{width}} {'ms/image':>9} {'min':>8} {'max':>8}")
+    for name, method in methods.items():
         method(*pairs[0])  # warm-up
         passes = []
         for _ in range(args.repeats):
@@ -52,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             for x_damaged, mask in pairs:
                 method(x_damaged, mask)
             passes.append((time.perf_counter() - start) * 1000 / len(pairs))
-        print(f"{name:<16} {statistics.median(passes):>9.2f} {min(passes):>8.2f} {max(passes):>8.2f}")
+        print(f"{name:<{width}} {statistics.median(passes):>9.2f} {min(passes):>8.2f} "
+              f"{max(passes):>8.2f}")
     x_damaged, _ = pairs[0]
     start = time.perf_counter()
     for _ in range(args.repeats):
         builtin_methods()["inpaint-sharpen"](x_damaged, None)
-    print(f"{'inpaint-sharpen':<16} {(time.perf_counter() - start) * 1000 / args.repeats:>9.2f}"
+    print(f"{'inpaint-sharpen':<{width}} {(time.perf_counter() - start) * 1000 / args.repeats:>9.2f}"
           f"   (no mask: damage detected first, 1 image)")
     return 0
 

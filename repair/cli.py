@@ -52,6 +52,13 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
     return run
 
 
+def _train_arguments(p: argparse.ArgumentParser) -> Callable:
+    from repair.train import add_train_arguments, run_train
+
+    add_train_arguments(p)
+    return run_train
+
+
 def _evaluate_arguments(p: argparse.ArgumentParser) -> Callable:
     from repair.evaluate import add_evaluate_arguments, run_evaluate
 
@@ -68,8 +75,9 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--model", default=None,
-                   help="shipped weights by name (default: pix2pix) or a classical method "
-                        "(median-clahe, inpaint-sharpen)")
+                   help="shipped weights by name (default: pix2pix-book-long; see "
+                        "checkpoints/MANIFEST.md) or a classical method (median-clahe, "
+                        "inpaint-sharpen)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="a generator checkpoint written by `repair train`")
     p.add_argument("--tile", type=int, default=256, help="tile side for large photos (default 256)")
@@ -116,15 +124,25 @@ def _fetch_loc_arguments(p: argparse.ArgumentParser) -> Callable:
     return run
 
 
+def _invert_arguments(p: argparse.ArgumentParser) -> Callable:
+    from repair.inversion import add_invert_arguments, run_invert
+
+    add_invert_arguments(p)
+    return run_invert
+
+
 # name: (one-line help, function that adds the arguments and returns the runner). The arguments
 # of a sub-command are only built when it is the one being run, so `repair --help` stays instant.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Callable]]] = {
     "damage": ("damage photos the paper's way (blur, splotches, cracks, contrast)",
                _damage_arguments),
+    "train": ("train a restorer: the paper's recipe exactly, or pix2pix (U-Net + PatchGAN)",
+              _train_arguments),
     "evaluate": ("damage clean photos, restore them with every method, measure PSNR/SSIM/sharpness",
                  _evaluate_arguments),
     "restore": ("restore old photos of any size and mode with a trained or classical restorer",
                 _restore_arguments),
+    "invert": ("restore faces by robust StyleGAN inversion (phases W, W+, W++)", _invert_arguments),
     "fetch-loc": ("download Library of Congress daguerreotypes with their metadata (internet)",
                   _fetch_loc_arguments),
 }

@@ -36,7 +36,7 @@ class Config:
     ndf: int = 64
     # evaluation (chapter 04) and inversion (chapter 05)
     eval_size: int = 256
-    eval_limit: int | None = None
+    eval_limit: int | None = None  # images per evaluation set (None: all of them)
     inversion_steps: tuple[int, int, int] = (150, 150, 150)
     extra: dict = field(default_factory=dict)
 
@@ -53,7 +53,7 @@ PROFILES: dict[str, Config] = {
     ),
     "book": Config(
         profile="book", source="folder", image_size=64, num_images=None, batch_size=16,
-        num_workers=2, num_epochs=10, lr=2e-4, ngf=32, ndf=32, eval_size=256, eval_limit=None,
+        num_workers=2, num_epochs=10, lr=2e-4, ngf=32, ndf=32, eval_size=256, eval_limit=6,
         inversion_steps=(150, 150, 150),
     ),
     "paper": Config(

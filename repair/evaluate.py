@@ -9,7 +9,8 @@ generator joins through :func:`wrap_generator`::
 
 Image ``i`` is damaged with seed ``seed + i`` by :func:`repair.damage.damage`, so every method sees
 exactly the same damaged photos and a rerun gives the same numbers (timings aside). The command
-``repair evaluate`` calls :func:`add_evaluate_arguments` and :func:`run_evaluate`.
+``repair evaluate`` calls :func:`add_evaluate_arguments` and :func:`run_evaluate`; it compares the
+built-in methods and every trained generator that :mod:`repair.zoo` finds (``checkpoints/``).
 """
 
 from __future__ import annotations
@@ -326,8 +327,14 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                         help="folder of clean photos, searched recursively "
                              "(default: <data>/eval/set12)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", default=None,
-                        help=f"methods to compare (default: all; built in: "
-                             f"{', '.join(builtin_methods())})")
+                        help=f"methods to compare, by name (default: all built-in and all trained "
+                             f"ones). Built in: {', '.join(builtin_methods())}; trained: the "
+                             f"generators in --checkpoints")
+    parser.add_argument("--checkpoints", metavar="DIR", default=None,
+                        help="folder of trained generators: MANIFEST.json or *.pt, or training "
+                             "runs <name>/G_best.pt (default: the repository's checkpoints/, "
+                             "else $REPAIR_CHECKPOINTS)")
+    parser.add_argument("--device", default="cpu", help="where generators run (default cpu)")
     parser.add_argument("--seed", type=int, default=0, help="image i is damaged with seed+i")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--size", type=int, default=256, help="side of the square crops (pixels)")
@@ -338,12 +345,35 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     return parser
 
 
+def _learned(names: list[str] | None, args: argparse.Namespace,
+             extra_methods: Mapping[str, Method] | None) -> dict[str, Method]:
+    """The trained generators that ``names`` asks for (``None``: all of them), as methods."""
+    from repair import zoo
+
+    root = getattr(args, "checkpoints", None)
+    found = zoo.available_models(root)
+    known = {**builtin_methods(), **(extra_methods or {})}
+    if names is None:
+        wanted = [n for n in found if n not in known]
+    else:
+        unknown = [n for n in names if n not in known and n not in found]
+        if unknown:
+            raise ValueError(
+                f"unknown method {', '.join(map(repr, unknown))}: choose from "
+                f"{', '.join([*known, *found])} (trained generators come from "
+                f"{root or 'checkpoints/ or $' + zoo.ENV_FALLBACK}; see --checkpoints)")
+        wanted = [n for n in dict.fromkeys(names) if n in found and n not in known]
+    device = getattr(args, "device", "cpu")
+    return zoo.learned_methods(wanted, device=device, root=root) if wanted else {}
+
+
 def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] | None = None) -> int:
     """Run ``repair evaluate`` from parsed arguments; print the table. Returns an exit status.
 
     Args:
         args: from a parser set up by :func:`add_evaluate_arguments`.
-        extra_methods: more named methods (e.g. wrapped checkpoints) for ``--methods``.
+        extra_methods: more named methods for ``--methods``, besides the built-ins and the trained
+            generators of ``--checkpoints`` (:mod:`repair.zoo`), which are used by default.
     """
     from repair.config import data_root
 
@@ -351,7 +381,8 @@ def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] |
     try:
         names = None if args.methods is None else [n for arg in args.methods
                                                     for n in arg.split(",") if n]
-        methods = resolve_methods(names, extra=extra_methods)
+        learned = _learned(names, args, extra_methods)
+        methods = resolve_methods(names, extra={**learned, **(extra_methods or {})})
         results = evaluate(clean, methods, seed=args.seed, per_damage=args.per_damage,
                            limit=args.limit, size=args.size,
                            progress=not getattr(args, "no_progress", False))

@@ -7,9 +7,10 @@ exponential moving average of the generator (the one we keep), and differentiabl
 hundred photos last longer before the discriminator memorises them. Checkpoints are atomic,
 carry the config and resume exactly where they stopped.
 
-Command line (the chapter's background run)::
+Command line (the chapter's background run, then the export of its EMA generator)::
 
     python -m repair.gantrain --out runs/stylegan --stop-at 03:30 --threads 1
+    python -m repair.gantrain --out runs/stylegan --export checkpoints/stylegan-faces64.pt
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import torch.nn.functional as F
 from repair.images import atomic_write_bytes, load_gray, save_gray
 from repair.stylegan import GENERATOR_KIND, StyleGAN2Discriminator, StyleGAN2Generator
 
-__all__ = ["TrainConfig", "load_faces", "augment", "GANTrainer", "parse_stop_at", "main"]
+__all__ = ["TrainConfig", "load_faces", "augment", "GANTrainer", "parse_stop_at",
+           "export_generator", "main"]
 
 TRAINER_KIND = "repair.gantrain"
 
@@ -298,6 +300,41 @@ def plot_history(history: list[dict], path: str | os.PathLike, smooth: int = 50)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                     samples: bool = True) -> Path:
+    """Write the EMA generator of a training ``checkpoint`` to ``out`` (generator only, float32).
+
+    The file is :func:`repair.stylegan.save_generator`'s format (a few MB, readable by
+    :func:`repair.stylegan.load_generator`) plus what the manifest needs: ``step``, ``nimg``
+    (images seen), the training ``train_config``, the SHA-256 of the source checkpoint. With
+    ``samples``, an 8x8 grid of samples (the training run's fixed z) goes to ``<out>-samples.png``.
+    """
+    from repair.registry import sha256_file
+    from repair.stylegan import load_generator, save_generator
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no such training checkpoint; pass the "
+                                "checkpoint.pt that `python -m repair.gantrain --out RUN` writes")
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != TRAINER_KIND:
+        raise ValueError(f"{checkpoint}: not a repair.gantrain checkpoint")
+    net_G = load_generator(checkpoint)  # the EMA generator (key "G_ema")
+    history = ckpt.get("history") or []
+    if samples:
+        z = torch.randn(64, net_G.z_dim, generator=torch.Generator().manual_seed(1234))
+        with torch.no_grad():
+            img = net_G(z, noise_mode="const").clamp(-1, 1)  # (64, 1, R, R)
+        res = img.shape[-1]
+        grid = img.reshape(8, 8, 1, res, res).permute(2, 0, 3, 1, 4).reshape(1, 8 * res, 8 * res)
+        save_gray(grid, Path(out).with_name(Path(out).stem + "-samples.png"))
+    return save_generator(net_G, out, step=int(ckpt["step"]), nimg=int(ckpt["nimg"]),
+                          train_config=ckpt["config"], source_sha256=sha256_file(checkpoint),
+                          exported=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                          last_losses={k: float(np.mean([h[k] for h in history[-50:]]))
+                                       for k in ("loss_D", "loss_G")} if history else {})
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: train until ``--steps`` or ``--stop-at``, checkpointing every few minutes."""
     from repair.config import data_root
@@ -313,7 +350,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", metavar="PATH", default=None,
+                        help="do not train: write the EMA generator of --out's checkpoint.pt to "
+                             "PATH (generator only, a few MB) and exit")
     args = parser.parse_args(argv)
+    if args.export:
+        from repair.registry import sha256_file
+
+        path = export_generator(Path(args.out) / "checkpoint.pt", args.export)
+        info = torch.load(path, map_location="cpu", weights_only=True)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256_file(path)}): "
+              f"step {info['step']}, {info['nimg']:,} images seen, exported {info['exported']}; "
+              f"samples in {path.with_name(path.stem + '-samples.png')}", flush=True)
+        return
 
     torch.set_num_threads(args.threads)
     stop_time = parse_stop_at(args.stop_at)

@@ -27,7 +27,10 @@ from PIL import Image
 
 from repair.images import atomic_write_bytes, from_unit, read_image, to_unit
 
-__all__ = ["Restorer", "as_restorer", "restore_plane", "restore_pil", "restore_files"]
+__all__ = ["DEFAULT_MODEL", "Restorer", "as_restorer", "restore_plane", "restore_pil", "restore_files"]
+
+DEFAULT_MODEL = "pix2pix-book-long"
+"""The shipped restorer used when no model is named: U-Net + PatchGAN, the longest CPU run."""
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 """Maps a ``(1, 1, H, W)`` tensor in ``[-1, 1]`` to a restored tensor of the same shape."""
@@ -135,7 +138,8 @@ def resolve_restorer(model: str | None = None, checkpoint: str | os.PathLike | N
 
     Args:
         model: a classical method (``median-clahe``, ``inpaint-sharpen``: no weights needed) or
-            the name of shipped weights (see ``repair.checkpoint.WEIGHTS``).
+            the name of shipped weights (``repair.zoo.available_models()``; default
+            :data:`DEFAULT_MODEL`).
         checkpoint: a ``.pt`` file written by ``repair train`` (wins over ``model``).
         tile, overlap: tile side and overlap for networks (large scans stay in bounded memory).
     """
@@ -148,15 +152,15 @@ def resolve_restorer(model: str | None = None, checkpoint: str | os.PathLike | N
         method = CLASSICAL[model]
         return lambda x: method(x)
     else:
-        from repair import checkpoint as ckpt
-        names = sorted(getattr(ckpt, "WEIGHTS", {}))
+        from repair import zoo
+        names = list(zoo.available_models())
         if model is None:
-            model = "pix2pix" if "pix2pix" in names else None
+            model = DEFAULT_MODEL if DEFAULT_MODEL in names else (names[0] if names else None)
         if model not in names:
-            choices = ", ".join([*CLASSICAL, *names]) or "none"
+            choices = ", ".join([*CLASSICAL, *names])
             raise ValueError(f"unknown model {model!r}: choose one of {choices}, or give "
                              "--checkpoint PATH")
-        net_G = ckpt.load_weights(model, device=device)
+        net_G = zoo.load_models([model], device=device)[model]
     multiple = 2 ** getattr(net_G, "hparams", {}).get("depth", 4)
     return as_restorer(net_G, tile=tile, overlap=overlap, multiple=multiple, device=device,
                        progress=progress)

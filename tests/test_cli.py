@@ -120,3 +120,23 @@ def test_fetch_loc_uses_the_loc_client(monkeypatch, tmp_path, capsys):
     assert calls == {"out_dir": str(tmp_path), "limit": 3, "max_size": 1024}
     assert "1 plates" in capsys.readouterr().err
     assert main(["fetch-loc", "--out", str(tmp_path), "--limit", "0"]) == 2
+
+
+def test_restore_with_the_shipped_default_weights(tmp_path, capsys):
+    from repair import zoo
+    from repair.restore import DEFAULT_MODEL
+
+    if DEFAULT_MODEL not in zoo.available_models():
+        pytest.fail(f"{DEFAULT_MODEL} is not in checkpoints/: the shipped weights are missing")
+    rgba = np.zeros((70, 90, 4), np.uint8)
+    rgba[..., :3] = np.random.default_rng(0).integers(0, 256, (70, 90, 3))
+    rgba[..., 3] = 255
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(rgba, "RGBA").save(src / "scan.png")
+    Image.fromarray(np.full((40, 33), 40000, np.uint16)).save(src / "deep.png")
+    out = tmp_path / "out"
+    assert main(["restore", str(src), "--out", str(out), "--tile", "64", "--overlap", "16",
+                 "--quiet"]) == 0
+    assert Image.open(out / "scan.png").size == (90, 70) and Image.open(out / "scan.png").mode == "RGBA"
+    assert Image.open(out / "deep.png").mode.startswith("I")

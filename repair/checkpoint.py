@@ -1,0 +1,275 @@
+"""Save and load training checkpoints safely: atomic writes, ``weights_only`` loads, clear errors.
+
+Two kinds of file, one loader:
+
+* a **full** checkpoint (written during training): both networks, both optimisers, the epoch and
+  the step inside it, the torch / numpy / python random states, the recipe and settings, and the
+  loss history, so that :func:`repair.train.fit` can resume exactly where it stopped;
+* a **release** checkpoint (what ``checkpoints/`` commits): the generator's weights, the recipe,
+  the history and the validation scores, a few MB.
+
+Every file is written to a temporary file in the same folder and renamed into place, so an
+interrupted save leaves the previous checkpoint intact. Loading uses ``torch.load(...,
+weights_only=True)`` (no pickled code runs), and checks the architecture before copying weights.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from repair.images import atomic_write_bytes
+
+__all__ = [
+    "FORMAT", "VERSION", "CheckpointError", "ArchitectureMismatchError", "save_checkpoint",
+    "read_checkpoint", "net_record", "check_architecture", "load_net", "load_generator",
+    "rng_state", "set_rng_state", "release_from", "WeightsEntry", "WEIGHTS", "committed_folder",
+    "weights_registry", "pretrained", "load_weights",
+]
+
+FORMAT = "repair.train"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable checkpoint of this project (damaged, truncated or foreign)."""
+
+
+class ArchitectureMismatchError(CheckpointError):
+    """A checkpoint whose network is not the architecture it is being loaded into."""
+
+
+def _plain(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel / DataParallel wrapper (or itself)."""
+    return getattr(module, "module", module)
+
+
+def net_record(net: nn.Module) -> dict[str, Any]:
+    """``{"arch", "hparams", "state_dict"}`` of a network of :mod:`repair.nets` (CPU tensors)."""
+    net = _plain(net)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+    return {"arch": net.arch, "hparams": dict(net.hparams), "state_dict": state}
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch (CPU and CUDA), numpy and python random states, as weights-only-loadable values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the random states saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors, numbers, strings, lists, dicts) atomically to ``path``.
+
+    ``format`` and ``version`` keys are added. The bytes go to a temporary file in the same folder,
+    which is then renamed over ``path``: a crash mid-save never leaves a half-written checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                    ) -> dict[str, Any]:
+    """The dictionary stored in a checkpoint, loaded with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is damaged (e.g. truncated) or not a checkpoint of this project.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint (train one with `repair train`, or "
+                                f"check the path)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        raise CheckpointError(
+            f"{path}: cannot read this file as a checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); it is damaged or incomplete - "
+            "delete it and save or download it again") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a checkpoint of repair.train (no format={FORMAT!r} "
+                              "entry); was it saved by another program?")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload['version']} is newer than "
+                              f"this code understands ({VERSION}); update the package")
+    return payload
+
+
+def _describe(arch: str, hparams: dict) -> str:
+    return f"{arch}(" + ", ".join(f"{k}={v!r}" for k, v in sorted(hparams.items())) + ")"
+
+
+def check_architecture(record: dict[str, Any], net: nn.Module, what: str = "network") -> None:
+    """Raise :class:`ArchitectureMismatchError` unless ``net`` has the recorded arch and hparams."""
+    net = _plain(net)
+    mine = (getattr(net, "arch", type(net).__name__), dict(getattr(net, "hparams", {})))
+    saved = (record["arch"], dict(record["hparams"]))
+    if mine != saved:
+        raise ArchitectureMismatchError(
+            f"the checkpoint's {what} is {_describe(*saved)} but it is being loaded into "
+            f"{_describe(*mine)}: build the network from the checkpoint (repair.checkpoint."
+            "load_generator) or pick the checkpoint of this model")
+
+
+def load_net(record: dict[str, Any], net: nn.Module | None = None, what: str = "network",
+             device: str | torch.device = "cpu") -> nn.Module:
+    """Copy a :func:`net_record` into ``net`` (after checking it), or build a new net from it."""
+    from repair.nets import DISCRIMINATORS, GENERATORS
+
+    if net is None:
+        registry = {**GENERATORS, **DISCRIMINATORS}
+        if record["arch"] not in registry:
+            raise CheckpointError(f"unknown architecture {record['arch']!r} in checkpoint")
+        net = registry[record["arch"]](**record["hparams"])
+    check_architecture(record, net, what)
+    _plain(net).load_state_dict(record["state_dict"])   # float16 release weights are cast up
+    return net.to(device)
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
+                   eval_mode: bool = True) -> nn.Module:
+    """The generator of a full or release checkpoint, rebuilt from its recorded architecture.
+
+    Args:
+        path: a ``.pt`` file written by :mod:`repair.train` (or :func:`release_from`).
+        device: where to put the network.
+        eval_mode: switch it to ``eval()`` (BatchNorm uses its running statistics).
+    """
+    payload = read_checkpoint(path)
+    net_G = load_net(payload["generator"], what="generator", device=device)
+    net_G.checkpoint_info = {k: payload.get(k) for k in ("recipe", "kind", "metrics", "images_seen",
+                                                         "epoch", "history", "best")}
+    return net_G.eval() if eval_mode else net_G
+
+
+def release_from(payload: dict[str, Any], half: bool = False, **extra: Any) -> dict[str, Any]:
+    """A generator-only ("release") payload from a full checkpoint payload, plus ``extra`` keys.
+
+    Args:
+        payload: a full checkpoint's dictionary (:func:`read_checkpoint`).
+        half: store floating-point weights as float16 (half the size; they are loaded back into
+            the float32 network, a rounding of about 1e-3 relative).
+        **extra: more entries, e.g. ``metrics={"val_psnr": ...}``.
+    """
+    keep = ("recipe", "settings", "epoch", "global_step", "images_seen", "history", "best")
+    release = {k: payload[k] for k in keep if k in payload}
+    generator = dict(payload["generator"])
+    if half:
+        generator["state_dict"] = {k: v.half() if v.is_floating_point() else v
+                                   for k, v in generator["state_dict"].items()}
+    release.update(kind="release", generator=generator, **extra)
+    return release
+
+
+# ---------------------------------------------------------------- published weights
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """Published generator weights: where to download them (None: only committed) and their hash."""
+
+    url: str | None
+    sha256: str
+    filename: str
+    description: str
+
+
+WEIGHTS: dict[str, WeightsEntry] = {}
+"""Generator weights to download, by name (the committed ones are listed in
+``checkpoints/MANIFEST.json`` and added by :func:`weights_registry`). To publish weights trained on
+a GPU: upload the run's ``G_best.pt``, then add
+``WEIGHTS[name] = WeightsEntry(url, repair.registry.sha256_file(path), filename, description)``."""
+
+
+def committed_folder() -> Path:
+    """``checkpoints/`` at the root of the repository (the committed small weights)."""
+    return Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def weights_registry(folder: str | os.PathLike | None = None) -> dict[str, WeightsEntry]:
+    """:data:`WEIGHTS` plus the committed files listed in ``checkpoints/MANIFEST.json``."""
+    import json
+
+    manifest = Path(folder if folder is not None else committed_folder()) / "MANIFEST.json"
+    entries: dict[str, WeightsEntry] = {}
+    if manifest.is_file():
+        for name, item in json.loads(manifest.read_text())["weights"].items():
+            entries[name] = WeightsEntry(item.get("url"), item["sha256"], item["file"],
+                                         item.get("description", ""))
+    entries.update(WEIGHTS)
+    return entries
+
+
+def pretrained(name: str, device: str | torch.device = "cpu",
+               registry: dict[str, WeightsEntry] | None = None,
+               cache_dir: str | os.PathLike | None = None,
+               folder: str | os.PathLike | None = None, progress: bool = False) -> nn.Module:
+    """A trained generator by name: the committed file if present, else downloaded and verified.
+
+    Args:
+        name: a key of ``registry`` (default :func:`weights_registry`), e.g. ``"pix2pix-book"``.
+        device: where to put the network.
+        registry: name -> :class:`WeightsEntry` (for tests and private collections).
+        cache_dir: download cache (default ``$REPAIR_CACHE`` or ``~/.cache/repair``).
+        folder: where committed files live (default :func:`committed_folder`).
+        progress: show a download progress bar.
+
+    Raises:
+        ValueError: an unknown name. repair.registry.HashMismatchError: a file with the wrong hash.
+        FileNotFoundError: weights neither committed nor downloadable.
+    """
+    from repair.registry import HashMismatchError, fetch, sha256_file
+
+    registry = weights_registry(folder) if registry is None else registry
+    if name not in registry:
+        known = ", ".join(registry) or "(none)"
+        raise ValueError(f"unknown weights {name!r}: choose one of {known} or load a file with "
+                         "repair.checkpoint.load_generator(path)")
+    entry = registry[name]
+    local = Path(folder if folder is not None else committed_folder()) / entry.filename
+    if local.is_file():
+        if (found := sha256_file(local)) != entry.sha256:
+            raise HashMismatchError(f"{local}: SHA-256 {found}, expected {entry.sha256}; the "
+                                    "committed file was changed: restore it or update WEIGHTS")
+        return load_generator(local, device)
+    if entry.url is None:
+        raise FileNotFoundError(f"{local}: the weights {name!r} are not here and have no "
+                                "download URL; train them with `repair train` instead")
+    path = fetch(entry.url, entry.sha256, cache_dir, progress=progress, filename=entry.filename)
+    return load_generator(path, device)
+
+
+load_weights = pretrained  # the name repair.restore uses

@@ -1,0 +1,827 @@
+"""The training loop: one step for the discriminator, one for the generator, and ``fit``.
+
+Recipes are small frozen dataclasses (:data:`RECIPES`):
+
+* ``paper``: the student paper's section II.D exactly - its own networks (softmax discriminator),
+  Adam lr 1e-4, betas (0.5, 0.999), batch 4, BCE-with-logits adversarial loss + L1 (weight 1),
+  10 epochs, the generator stepped before the discriminator, D's loss the mean of its real and fake
+  losses, the best epoch chosen by validation loss;
+* ``pix2pix``: U-Net + conditional PatchGAN, L1 weight 100, Adam lr 2e-4, betas (0.5, 0.999),
+  D stepped first (Isola et al. 2017), best epoch by validation PSNR; batch 4 like the paper's
+  recipe, so both take the same number of steps for the same images (pix2pix itself used 1-10);
+* ablations ``l1`` (the U-Net with the L1 loss only, no discriminator) and ``paper-logit`` (the
+  paper's networks with the discriminator's head fixed: one raw logit).
+
+Command line: ``python -m repair.train --recipe paper`` (also ``repair train``); several
+processes with ``torchrun --nproc_per_node N -m repair.train ...`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from repair.checkpoint import (load_net, net_record, read_checkpoint, release_from, rng_state,
+                               save_checkpoint, set_rng_state)
+from repair.images import atomic_write_bytes
+
+__all__ = [
+    "Recipe", "RECIPES", "get_recipe", "widths", "build_nets", "make_optimizers",
+    "adversarial_loss",
+    "update_D", "update_G", "train_step", "TrainState", "new_state", "EpochSampler",
+    "make_train_loader",
+    "validate", "fit", "Callback", "HistoryWriter", "Checkpointer", "TimeLimit", "state_payload",
+    "save_state", "load_state", "write_history", "read_history", "plot_history", "pick_device",
+    "add_train_arguments", "run_train", "main",
+]
+
+
+# ---------------------------------------------------------------- recipes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training recipe: which networks, which losses, which optimiser settings.
+
+    Network widths and the crop size come from the profile (:class:`repair.config.Config`);
+    ``max_width`` caps the widths (:func:`widths`).
+    """
+
+    name: str
+    generator: str = "paper-generator"  # "paper-generator" or "unet"
+    discriminator: str | None = "paper-discriminator"  # None: no adversarial loss (L1 only)
+    d_head: str = "softmax"  # paper discriminator head: "softmax" (paper) or "logit" (fix)
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 4
+    num_epochs: int = 10
+    l1_weight: float = 1.0
+    adv_weight: float = 1.0
+    g_first: bool = True  # paper: G steps, then D on the same fake; pix2pix: D first
+    best_by: str = "val_loss"  # "val_loss" (lower is better) or "val_psnr" (higher is better)
+    unet_depth: int = 4
+    max_width: int | None = None  # cap on ngf/ndf (the paper's networks: 32, its Figs. 3-4)
+    description: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(
+        "paper", max_width=32,
+        description="the paper's networks and section II.D exactly (softmax head fed to "
+        "BCEWithLogitsLoss, L1 weight 1, Adam 1e-4, batch 4, 10 epochs, G before D)"),
+    "paper-logit": Recipe(
+        "paper-logit", d_head="logit", max_width=32,
+        description="the paper's recipe with the discriminator's head fixed: one raw logit for "
+        "BCEWithLogitsLoss"),
+    "pix2pix": Recipe(
+        "pix2pix", generator="unet", discriminator="patch", lr=2e-4, batch_size=4, num_epochs=10,
+        l1_weight=100.0, g_first=False, best_by="val_psnr",
+        description="U-Net + conditional 70x70 PatchGAN, L1 weight 100, Adam 2e-4 (pix2pix)"),
+    "l1": Recipe(
+        "l1", generator="unet", discriminator=None, lr=2e-4, batch_size=4, num_epochs=10,
+        l1_weight=1.0, best_by="val_psnr", description="the U-Net with the L1 loss only"),
+}
+
+
+def get_recipe(name: str | Recipe, **changes: Any) -> Recipe:
+    """A recipe by name (``paper``, ``paper-logit``, ``pix2pix``, ``l1``), with fields changed."""
+    if isinstance(name, Recipe):
+        return dataclasses.replace(name, **changes) if changes else name
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
+    return dataclasses.replace(RECIPES[name], **changes) if changes else RECIPES[name]
+
+
+def widths(recipe: Recipe, ngf: int, ndf: int) -> tuple[int, int]:
+    """The profile's ``(ngf, ndf)``, capped by the recipe (the paper's nets are at most 32 wide)."""
+    cap = recipe.max_width
+    return (ngf, ndf) if cap is None else (min(ngf, cap), min(ndf, cap))
+
+
+def build_nets(recipe: Recipe, ngf: int, ndf: int, image_size: int,
+               device: str | torch.device = "cpu", seed: int = 0
+               ) -> tuple[nn.Module, nn.Module | None]:
+    """``(net_G, net_D)`` of a recipe (``net_D`` None for L1 only), seeded, on ``device``."""
+    from repair.nets import build_discriminator, build_generator
+
+    torch.manual_seed(seed)
+    if recipe.generator == "unet":
+        net_G = build_generator("unet", ngf=ngf, depth=recipe.unet_depth)
+    else:
+        net_G = build_generator(recipe.generator, ngf=ngf)
+    net_D = None
+    if recipe.discriminator == "paper-discriminator":
+        net_D = build_discriminator("paper-discriminator", ndf=ndf, image_size=image_size,
+                                    head=recipe.d_head)
+    elif recipe.discriminator is not None:
+        net_D = build_discriminator(recipe.discriminator, ndf=ndf)
+    memory = torch.channels_last if torch.device(device).type == "cuda" else torch.preserve_format
+    net_G = net_G.to(device, memory_format=memory)
+    return net_G, (net_D.to(device, memory_format=memory) if net_D is not None else None)
+
+
+def make_optimizers(recipe: Recipe, net_G: nn.Module, net_D: nn.Module | None
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+    """Adam for each network with the recipe's learning rate and betas."""
+    opt_G = torch.optim.Adam(net_G.parameters(), lr=recipe.lr, betas=recipe.betas)
+    opt_D = torch.optim.Adam(net_D.parameters(), lr=recipe.lr, betas=recipe.betas) \
+        if net_D is not None else None
+    return opt_G, opt_D
+
+
+# ---------------------------------------------------------------- one step per network
+
+
+def _plain(module: nn.Module) -> nn.Module:
+    return getattr(module, "module", module)
+
+
+def adversarial_loss(scores: torch.Tensor, real: bool, net_D: nn.Module) -> torch.Tensor:
+    """``BCEWithLogitsLoss`` of the discriminator's scores against "real" (1) or "fake" (0).
+
+    A logit head (PatchGAN, fixed paper head) is scored as intended. The paper's softmax head
+    returns probabilities ``(B, 2)``; as in the paper they go into ``BCEWithLogitsLoss`` as if they
+    were logits, reading column :data:`repair.nets.REAL` as "real" - the sigmoid of a probability
+    lies in [0.5, 0.73], which is why that loss barely moves (chapter 02).
+    """
+    from repair.nets import REAL
+
+    if not getattr(_plain(net_D), "returns_logits", False):
+        scores = scores[:, REAL]                             # (B,) probabilities used as logits
+    scores = scores.float()
+    target = torch.ones_like(scores) if real else torch.zeros_like(scores)
+    return F.binary_cross_entropy_with_logits(scores, target)
+
+
+def _autocast(device: torch.device, amp: bool):
+    """bfloat16 autocast on CUDA when ``amp`` (no loss scaling needed), else a no-op."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def update_D(net_D: nn.Module, opt_D: torch.optim.Optimizer, x_damaged: torch.Tensor,
+             x_clean: torch.Tensor, x_fake: torch.Tensor, amp: bool = False) -> dict[str, float]:
+    """One optimiser step of the discriminator: loss_D = (loss on real + loss on fake) / 2.
+
+    Args:
+        x_damaged: (B, 1, H, W) inputs (the conditional PatchGAN sees them; the paper's D not).
+        x_clean: (B, 1, H, W) real photos.
+        x_fake: (B, 1, H, W) generator outputs; detached here so G gets no gradient.
+    """
+    opt_D.zero_grad(set_to_none=True)
+    with _autocast(x_clean.device, amp):
+        loss_real = adversarial_loss(net_D(x_damaged, x_clean), True, net_D)
+        loss_fake = adversarial_loss(net_D(x_damaged, x_fake.detach()), False, net_D)
+        loss_D = (loss_real + loss_fake) / 2
+    loss_D.backward()
+    opt_D.step()
+    return {"loss_D": loss_D.item(), "loss_D_real": loss_real.item(),
+            "loss_D_fake": loss_fake.item()}
+
+
+def update_G(net_G: nn.Module, net_D: nn.Module | None, opt_G: torch.optim.Optimizer,
+             x_damaged: torch.Tensor, x_clean: torch.Tensor, recipe: Recipe,
+             x_restored: torch.Tensor | None = None, amp: bool = False
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One optimiser step of the generator with the discriminator frozen.
+
+    loss_G = adv_weight * BCE(D(G(x_damaged)), "real") + l1_weight * |G(x_damaged) - x_clean|.
+
+    Args:
+        x_damaged, x_clean: (B, 1, H, W) in [-1, 1].
+        recipe: the loss weights.
+        x_restored: G's output if already computed (pix2pix computes it before D's step).
+
+    Returns:
+        ``(x_restored, losses)``: the output (still attached to G's graph) and the loss values.
+    """
+    opt_G.zero_grad(set_to_none=True)
+    with _autocast(x_clean.device, amp):
+        if x_restored is None:
+            x_restored = net_G(x_damaged)                    # (B, 1, H, W)
+        loss_l1 = F.l1_loss(x_restored.float(), x_clean)
+        loss_G = recipe.l1_weight * loss_l1
+        loss_adv = torch.zeros(())
+        if net_D is not None:
+            plain_D = _plain(net_D)                          # no DDP sync: D does not step here
+            plain_D.requires_grad_(False)                    # frozen: gradients flow only to G
+            try:
+                loss_adv = adversarial_loss(plain_D(x_damaged, x_restored), True, plain_D)
+            finally:
+                plain_D.requires_grad_(True)
+            loss_G = loss_G + recipe.adv_weight * loss_adv
+    loss_G.backward()
+    opt_G.step()
+    return x_restored, {"loss_G": loss_G.item(), "loss_G_adv": loss_adv.item(),
+                        "loss_G_l1": loss_l1.item()}
+
+
+def train_step(state: "TrainState", x_clean: torch.Tensor, x_damaged: torch.Tensor,
+               amp: bool = False) -> dict[str, float]:
+    """One batch in the recipe's order: the paper steps G then D, pix2pix D then G.
+
+    Args:
+        x_clean, x_damaged: (B, 1, H, W) in [-1, 1] on the networks' device.
+    """
+    net_G, net_D, recipe = state.net_G, state.net_D, state.recipe
+    logs: dict[str, float] = {}
+    if recipe.g_first or net_D is None:                            # the paper: G, then D
+        x_restored, logs_G = update_G(net_G, net_D, state.opt_G, x_damaged, x_clean, recipe,
+                                      amp=amp)
+        if net_D is not None:
+            logs.update(update_D(net_D, state.opt_D, x_damaged, x_clean, x_restored, amp=amp))
+    else:                                                          # pix2pix: D, then G
+        with _autocast(x_clean.device, amp):
+            x_restored = net_G(x_damaged)                          # (B, 1, H, W)
+        logs.update(update_D(net_D, state.opt_D, x_damaged, x_clean, x_restored, amp=amp))
+        _, logs_G = update_G(net_G, net_D, state.opt_G, x_damaged, x_clean, recipe,
+                             x_restored=x_restored, amp=amp)
+    logs.update(logs_G)
+    return logs
+
+
+# ---------------------------------------------------------------- state, data order, validation
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training (and goes into a checkpoint)."""
+
+    recipe: Recipe
+    net_G: nn.Module
+    net_D: nn.Module | None
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer | None
+    settings: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # batches done in the current epoch
+    global_step: int = 0
+    images_seen: int = 0
+    history: dict[str, list] = field(default_factory=lambda: {"steps": [], "epochs": []})
+    best: dict[str, Any] = field(default_factory=dict)
+    stop: bool = False  # a callback sets this to end training after the current step
+
+
+def new_state(recipe: Recipe | str, ngf: int, ndf: int, image_size: int,
+              device: str | torch.device = "cpu", seed: int = 0, **settings: Any) -> TrainState:
+    """Fresh networks and optimisers for a recipe (``settings`` are recorded in checkpoints)."""
+    recipe = get_recipe(recipe)
+    net_G, net_D = build_nets(recipe, ngf, ndf, image_size, device, seed)
+    opt_G, opt_D = make_optimizers(recipe, net_G, net_D)
+    settings = {"ngf": ngf, "ndf": ndf, "image_size": image_size, "seed": seed, **settings}
+    return TrainState(recipe, net_G, net_D, opt_G, opt_D, settings)
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded shuffle per epoch, sharded across processes, that can start mid-epoch.
+
+    Epoch ``e`` visits ``randperm(n, seed=(seed, e))``; process ``rank`` of ``world`` takes every
+    ``world``-th index (padded so all processes get the same count); ``skip`` drops the first
+    indices of this process (resuming after ``skip / batch_size`` batches).
+    """
+
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def _indices(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        per_rank = math.ceil(self.n / self.world)
+        order += order[:per_rank * self.world - self.n]      # pad to a multiple of world
+        return order[self.rank::self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices()[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, math.ceil(self.n / self.world) - self.skip)
+
+
+def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0,
+                      rank: int = 0, world: int = 1) -> DataLoader:
+    """A loader whose order is :class:`EpochSampler`'s (call ``loader.sampler.set_epoch``)."""
+    sampler = EpochSampler(len(dataset), seed, rank, world)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      drop_last=False, persistent_workers=False)
+
+
+@torch.no_grad()
+def validate(state: TrainState, val_ds: Dataset, batch_size: int = 16,
+             device: str | torch.device = "cpu", amp: bool = False) -> dict[str, float]:
+    """Validation scores of the generator: loss_G (as in training), L1, PSNR of output and input."""
+    from repair.metrics import psnr
+
+    device = torch.device(device)
+    net_G, net_D = _plain(state.net_G), state.net_D and _plain(state.net_D)
+    was_training = net_G.training
+    net_G.eval()
+    if net_D is not None:
+        net_D.eval()
+    sums = dict.fromkeys(("val_loss", "val_l1", "val_adv", "val_psnr", "val_psnr_damaged"), 0.0)
+    count = 0
+    for x_clean, x_damaged, _ in DataLoader(val_ds, batch_size=batch_size, shuffle=False):
+        x_clean, x_damaged = x_clean.to(device), x_damaged.to(device)
+        with _autocast(device, amp):
+            x_restored = net_G(x_damaged).float()            # (B, 1, H, W)
+            adv = adversarial_loss(net_D(x_damaged, x_restored), True, net_D).item() \
+                if net_D is not None else 0.0
+        l1 = F.l1_loss(x_restored, x_clean).item()
+        b = len(x_clean)
+        sums["val_l1"] += l1 * b
+        sums["val_adv"] += adv * b
+        sums["val_loss"] += (state.recipe.l1_weight * l1 + state.recipe.adv_weight * adv) * b
+        sums["val_psnr"] += float(psnr(x_restored.cpu(), x_clean.cpu()).sum())
+        sums["val_psnr_damaged"] += float(psnr(x_damaged.cpu(), x_clean.cpu()).sum())
+        count += b
+    net_G.train(was_training)
+    if net_D is not None:
+        net_D.train(was_training)
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class Callback:
+    """Hooks that :func:`fit` calls; override the ones you need."""
+
+    def on_step(self, state: TrainState, logs: dict[str, float]) -> None: ...
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None: ...
+
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+def _improved(recipe: Recipe, logs: dict[str, float], best: dict[str, Any]) -> bool:
+    if not best:
+        return True
+    key = recipe.best_by
+    return logs[key] > best[key] if key == "val_psnr" else logs[key] < best[key]
+
+
+def _any_process(flag: bool, device: torch.device) -> bool:
+    """True if ``flag`` is True on any process of the group."""
+    import torch.distributed as dist
+
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
+        num_epochs: int | None = None, batch_size: int | None = None, max_steps: int | None = None,
+        max_images: int | None = None, device: str | torch.device = "cpu", amp: bool = False,
+        num_workers: int = 0, seed: int = 0, callbacks: Sequence[Callback] = (),
+        progress: bool = True, rank: int = 0, world: int = 1) -> TrainState:
+    """Train ``state``'s networks from where they stand (epoch, step) to ``num_epochs``.
+
+    Args:
+        train_ds: (x_clean, x_damaged, mask) triples with ``set_epoch`` (fresh damage per epoch).
+        val_ds: scored after every epoch (:func:`validate`); the best epoch is recorded.
+        num_epochs, batch_size: default to the recipe's (batch size per process).
+        max_steps, max_images: stop after this many optimiser steps / training images in total.
+        device, amp: where to train; ``amp`` = bfloat16 autocast on CUDA.
+        callbacks: :class:`Callback` objects (history files, checkpoints, plots).
+        progress: show a tqdm progress bar.
+        rank, world: this process and the number of processes (DDP; the data is sharded).
+    """
+    from tqdm.auto import tqdm
+
+    recipe, device = state.recipe, torch.device(device)
+    num_epochs = recipe.num_epochs if num_epochs is None else num_epochs
+    batch_size = batch_size or recipe.batch_size
+    if max_images is not None:
+        max_steps = min(max_steps or math.inf, math.ceil(max_images / (batch_size * world)))
+    loader = make_train_loader(train_ds, batch_size, num_workers, seed, rank, world)
+    nets = [n for n in (state.net_G, state.net_D) if n is not None]
+    for net in nets:
+        net.train()
+    state.stop = False
+    while state.epoch < num_epochs and (max_steps is None or state.global_step < max_steps) \
+            and not state.stop:
+        if hasattr(train_ds, "set_epoch"):
+            train_ds.set_epoch(state.epoch)
+        loader.sampler.set_epoch(state.epoch, skip=state.step_in_epoch * batch_size)
+        bar = tqdm(loader, desc=f"{recipe.name} epoch {state.epoch + 1}/{num_epochs}",
+                   disable=not progress or rank != 0, leave=False)
+        for x_clean, x_damaged, _ in bar:
+            x_clean = x_clean.to(device, non_blocking=True)            # (B, 1, H, W)
+            x_damaged = x_damaged.to(device, non_blocking=True)        # (B, 1, H, W)
+            logs = train_step(state, x_clean, x_damaged, amp)
+            state.step_in_epoch += 1
+            state.global_step += 1
+            state.images_seen += len(x_clean) * world
+            logs = {"step": state.global_step, "epoch": state.epoch + 1, **logs}
+            state.history["steps"].append(logs)
+            bar.set_postfix(loss_G=f"{logs['loss_G']:.3f}",
+                            loss_D=f"{logs.get('loss_D', float('nan')):.3f}")
+            for cb in callbacks:
+                cb.on_step(state, logs)
+            if world > 1:                                              # all processes stop together
+                state.stop = _any_process(state.stop, device)
+            if state.stop or (max_steps is not None and state.global_step >= max_steps):
+                break
+        bar.close()
+        if state.step_in_epoch < math.ceil(math.ceil(len(train_ds) / world) / batch_size):
+            break                                                      # stopped mid-epoch
+        state.epoch += 1
+        state.step_in_epoch = 0
+        epoch_logs: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step,
+                                      "images_seen": state.images_seen}
+        if val_ds is not None:
+            epoch_logs.update(validate(state, val_ds, device=device, amp=amp))
+            if _improved(recipe, epoch_logs, state.best):
+                state.best = dict(epoch_logs)
+        state.history["epochs"].append(epoch_logs)
+        if progress and rank == 0:
+            tqdm.write(f"{recipe.name} epoch {state.epoch}: " + ", ".join(
+                f"{k}={v:.4g}" for k, v in epoch_logs.items() if k.startswith("val")))
+        for cb in callbacks:
+            cb.on_epoch_end(state, epoch_logs)
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return state
+
+
+# ---------------------------------------------------------------- checkpoints and history
+
+
+def state_payload(state: TrainState) -> dict[str, Any]:
+    """The full checkpoint of a training state (weights, optimisers, position, RNG, config)."""
+    return {
+        "kind": "full",
+        "recipe": dataclasses.asdict(state.recipe),
+        "settings": dict(state.settings),
+        "generator": net_record(state.net_G),
+        "discriminator": net_record(state.net_D) if state.net_D is not None else None,
+        "opt_G": state.opt_G.state_dict(),
+        "opt_D": state.opt_D.state_dict() if state.opt_D is not None else None,
+        "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+        "global_step": state.global_step, "images_seen": state.images_seen,
+        "rng": rng_state(),
+        "history": state.history, "best": state.best,
+    }
+
+
+def save_state(state: TrainState, path: str | os.PathLike) -> Path:
+    """Write a full checkpoint of ``state`` atomically (temporary file, then rename)."""
+    return save_checkpoint(path, state_payload(state))
+
+
+def _recipe_from(saved: dict[str, Any]) -> Recipe:
+    saved = dict(saved)
+    saved["betas"] = tuple(saved["betas"])
+    return Recipe(**saved)
+
+
+def load_state(path: str | os.PathLike, state: TrainState | None = None,
+               device: str | torch.device = "cpu", restore_rng: bool = True) -> TrainState:
+    """Resume from a full checkpoint: into ``state``'s objects (checked) or into new ones.
+
+    Raises:
+        repair.checkpoint.CheckpointError: damaged file, another program's file, a release
+            (generator-only) checkpoint, or networks of another architecture.
+    """
+    from repair.checkpoint import CheckpointError
+
+    payload = read_checkpoint(path)
+    if payload.get("kind") != "full":
+        raise CheckpointError(f"{path}: a generator-only release checkpoint cannot resume "
+                              "training; load it with repair.checkpoint.load_generator")
+    if state is None:
+        s = payload["settings"]
+        state = new_state(_recipe_from(payload["recipe"]), s["ngf"], s["ndf"], s["image_size"],
+                          device, s.get("seed", 0),
+                          **{k: v for k, v in s.items() if k not in ("ngf", "ndf", "image_size",
+                                                                     "seed")})
+    load_net(payload["generator"], state.net_G, "generator", device)
+    if (payload["discriminator"] is None) != (state.net_D is None):
+        raise CheckpointError(f"{path}: the checkpoint's recipe {payload['recipe']['name']!r} and "
+                              f"this run's {state.recipe.name!r} differ in having a discriminator")
+    if state.net_D is not None:
+        load_net(payload["discriminator"], state.net_D, "discriminator", device)
+        state.opt_D.load_state_dict(payload["opt_D"])
+    state.opt_G.load_state_dict(payload["opt_G"])
+    for key in ("epoch", "step_in_epoch", "global_step", "images_seen", "history", "best"):
+        setattr(state, key, payload[key])
+    state.settings.update(payload["settings"])
+    if restore_rng:
+        set_rng_state(payload["rng"])
+    return state
+
+
+def write_history(history: dict[str, list], folder: str | os.PathLike) -> list[Path]:
+    """Write ``history.json`` and ``steps.csv`` / ``epochs.csv`` into ``folder`` (atomically)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "history.json"]
+    atomic_write_bytes(written[0], json.dumps(history, indent=0).encode())
+    for name in ("steps", "epochs"):
+        rows = history.get(name, [])
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(folder / f"{name}.csv", text.getvalue().encode())
+        written.append(folder / f"{name}.csv")
+    return written
+
+
+def read_history(path: str | os.PathLike) -> dict[str, list]:
+    """The loss history from a ``history.json``, a folder holding one, or a checkpoint file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "history.json"
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    return read_checkpoint(path)["history"]
+
+
+def plot_history(history: dict[str, list], title: str = "", axes=None, smooth: int = 50,
+                 best_epoch: int | None = None):
+    """The paper's Fig. 6 and more: per-iteration losses (smoothed) and validation per epoch.
+
+    Args:
+        history: ``{"steps": [...], "epochs": [...]}`` as :func:`fit` records it.
+        title: prefix of the panel titles.
+        axes: two matplotlib axes to draw into (default: a new 1x2 figure).
+        smooth: window of the running mean drawn over the raw per-iteration losses.
+        best_epoch: mark this epoch (the one kept) with a vertical line.
+
+    Returns the figure: loss_G (left axis) and loss_D (right axis) per iteration; validation
+    loss_G and the PSNR of output and damaged input per epoch.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = axes[0].figure
+    steps = history.get("steps", [])
+    lines = []
+    for ax, key, color in ((axes[0], "loss_G", "C0"), (axes[0].twinx(), "loss_D", "C1")):
+        values = np.array([row.get(key, np.nan) for row in steps], dtype=float)
+        if not len(values) or np.all(np.isnan(values)):
+            ax.set_yticks([])
+            continue
+        k = max(1, min(smooth, len(values) // 5 or 1))
+        trend = np.convolve(values, np.ones(k) / k, mode="valid")
+        ax.plot(np.arange(len(values)) + 1, values, color=color, alpha=0.2, lw=0.5)
+        lines += ax.plot(np.arange(len(trend)) + k, trend, color=color,
+                         label=f"{key} (mean of {k})")
+        ax.set_ylabel(key, color=color)
+    axes[0].set(xlabel="iteration", title=f"{title} training".strip())
+    if lines:
+        axes[0].legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper right")
+    epochs = history.get("epochs", [])
+    if epochs and "val_loss" in epochs[0]:
+        x = [row["epoch"] for row in epochs]
+        ax, twin = axes[1], axes[1].twinx()
+        lines = ax.plot(x, [row["val_loss"] for row in epochs], "o-", label="validation loss_G")
+        lines += twin.plot(x, [row["val_psnr"] for row in epochs], "s--", color="C2",
+                           label="PSNR output")
+        lines.append(twin.axhline(epochs[0]["val_psnr_damaged"], color="C3", ls=":",
+                                  label="PSNR damaged input"))
+        if best_epoch is not None:
+            lines.append(ax.axvline(best_epoch, color="0.5", lw=3, alpha=0.3, label="kept epoch"))
+        ax.set(xlabel="epoch", ylabel="validation loss", title=f"{title} validation".strip())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        twin.set_ylabel("PSNR (dB)")
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, ncol=2, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2))
+    fig.tight_layout()
+    return fig
+
+
+class HistoryWriter(Callback):
+    """Writes the loss history (JSON + CSV) to ``folder`` after every epoch and at the end."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        write_history(state.history, self.folder)
+
+    def on_train_end(self, state: TrainState) -> None:
+        write_history(state.history, self.folder)
+
+
+class TimeLimit(Callback):
+    """Ends training (after the current step, checkpoints written) once ``seconds`` have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.time() + seconds
+
+    def on_step(self, state: TrainState, logs: dict[str, float]) -> None:
+        if time.time() >= self.deadline:
+            state.stop = True
+
+
+class Checkpointer(Callback):
+    """Saves ``last.pt`` (full) every epoch and every ``every`` steps, ``epoch_NN.pt`` if asked,
+    ``best.pt`` when the validation score improves, and ``G_best.pt`` (generator only)."""
+
+    def __init__(self, folder: str | os.PathLike, every: int | None = None,
+                 keep_epochs: bool = False) -> None:
+        self.folder, self.every, self.keep_epochs = Path(folder), every, keep_epochs
+
+    def on_step(self, state: TrainState, logs: dict[str, float]) -> None:
+        if self.every and state.global_step % self.every == 0:
+            save_state(state, self.folder / "last.pt")
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        payload = state_payload(state)
+        save_checkpoint(self.folder / "last.pt", payload)
+        if self.keep_epochs:
+            save_checkpoint(self.folder / f"epoch_{state.epoch:02d}.pt", payload)
+        if state.best.get("epoch") == state.epoch:
+            save_checkpoint(self.folder / "best.pt", payload)
+            save_checkpoint(self.folder / "G_best.pt", release_from(payload, metrics=dict(logs)))
+
+    def on_train_end(self, state: TrainState) -> None:
+        save_state(state, self.folder / "last.pt")
+
+
+# ---------------------------------------------------------------- devices, DDP, command line
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if present, else Apple's MPS, else the CPU; or the device named."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but CUDA is not available: use --device cpu")
+    return device
+
+
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Join the process group when launched by torchrun; return (rank, world, device)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def wrap_ddp(state: TrainState, device: torch.device) -> None:
+    """Wrap ``state``'s networks in DistributedDataParallel (gradients averaged over processes)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    state.net_G = DDP(state.net_G, device_ids=ids)
+    if state.net_D is not None:
+        state.net_D = DDP(state.net_D, device_ids=ids)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``repair train``'s options to a parser."""
+    p.add_argument("--recipe", default="paper", choices=list(RECIPES),
+                   help="paper (the paper exactly), pix2pix (U-Net + PatchGAN), l1 (U-Net, L1 "
+                        "only) or paper-logit (paper with the discriminator head fixed)")
+    p.add_argument("--profile", default=None, help="tiny, book or paper (default: $REPAIR_PROFILE "
+                                                   "or book); sets widths, crop size, data source")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", help="folder of clean photos (default: the profile's source)")
+    source.add_argument("--imagenette", metavar="ROOT", help="train on Imagenette under ROOT")
+    p.add_argument("--download", action="store_true", help="download Imagenette if missing")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, help="batch size per process (default: the recipe's)")
+    p.add_argument("--image-size", type=int, help="crop size (default: the profile's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument("--max-images", type=int, help="stop after this many training images")
+    p.add_argument("--num-images", type=int,
+                   help="train on a seeded random N of the training photos")
+    p.add_argument("--val-limit", type=int, help="validate on the first N validation photos")
+    p.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--workers", type=int, help="data loader workers (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and damage")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop cleanly after this many seconds (checkpoint saved)")
+    p.add_argument("--save-every", type=int, help="also save OUT/last.pt every N steps")
+    p.add_argument("--keep-epochs", action="store_true", help="keep one checkpoint per epoch")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``repair train`` with parsed arguments; returns the exit status."""
+    from torch.utils.data import Subset
+
+    from repair.config import get_config
+    from repair.data import make_datasets
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    rank, world, device = _distributed(device)
+    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
+    overrides: dict[str, Any] = {}
+    if args.imagenette:
+        overrides.update(source="imagenette", extra={"download": args.download})
+    elif args.data:
+        overrides["source"] = "folder"
+    if args.image_size is not None:
+        overrides["image_size"] = args.image_size
+    cfg = get_config(args.profile, **overrides)
+    train_ds, val_ds = make_datasets(cfg, root=args.imagenette or args.data, seed=args.seed)
+    if args.num_images and args.num_images < len(train_ds):   # a seeded random subset of photos
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(train_ds), args.num_images,
+                                                                replace=False))
+        train_ds.photos = [train_ds.photos[i] for i in keep]
+    if args.val_limit:
+        val_ds = Subset(val_ds, range(min(args.val_limit, len(val_ds))))
+    out = Path(args.out)
+    batch_size = args.batch_size or recipe.batch_size
+    num_epochs = args.epochs or (recipe.num_epochs if cfg.max_steps is None else cfg.num_epochs)
+    settings = {"profile": cfg.profile, "source": cfg.source, "data": str(args.imagenette or
+                args.data or ""), "batch_size": batch_size, "num_epochs": num_epochs,
+                "train_photos": len(train_ds), "val_photos": len(val_ds), "world": world}
+    state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), cfg.image_size, device, args.seed,
+                      **settings)
+    if args.resume:
+        if (out / "last.pt").exists():
+            load_state(out / "last.pt", state, device)
+            if rank == 0 and not args.quiet:
+                print(f"resuming {out / 'last.pt'} at epoch {state.epoch}, step "
+                      f"{state.global_step}")
+        elif rank == 0:
+            print(f"nothing to resume in {out}: starting afresh")
+    if world > 1:
+        wrap_ddp(state, device)
+    callbacks: list[Callback] = []
+    if rank == 0:
+        callbacks = [HistoryWriter(out), Checkpointer(out, args.save_every, args.keep_epochs)]
+    if args.time_limit:
+        callbacks.append(TimeLimit(args.time_limit))
+    start = time.time()
+    max_steps = args.max_steps if args.max_steps is not None else cfg.max_steps
+    fit(state, train_ds, val_ds, num_epochs=num_epochs, batch_size=batch_size,
+        max_steps=max_steps, max_images=args.max_images, device=device,
+        amp=not args.no_amp, num_workers=cfg.num_workers if args.workers is None else args.workers,
+        seed=args.seed, callbacks=callbacks, progress=not args.quiet, rank=rank, world=world)
+    if rank == 0:
+        best = state.best
+        summary = {"recipe": recipe.name, "epochs": state.epoch, "steps": state.global_step,
+                   "images_seen": state.images_seen, "wall_s": round(time.time() - start, 1),
+                   "best": best}
+        atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
+        if not args.quiet:
+            print(json.dumps(summary))
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m repair.train``: the same options as ``repair train``."""
+    parser = add_train_arguments(argparse.ArgumentParser(
+        prog="python -m repair.train", description="Train a restoration GAN (chapter 03)."))
+    return run_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

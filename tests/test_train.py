@@ -1,0 +1,254 @@
+"""repair.train: the recipes, one step per network, fit, history files, the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from repair.data import PairedDataset
+from repair.nets import REAL
+from repair.train import (RECIPES, Callback, EpochSampler, adversarial_loss, add_train_arguments,
+                          fit, get_recipe, new_state, pick_device, plot_history, read_history,
+                          run_train, update_D, update_G, validate, write_history)
+
+SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight other work for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def photos(n: int = 6, size: int = 48) -> list[torch.Tensor]:
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    out = []
+    for i in range(n):
+        base = 0.7 * np.sin((3 + i) * xx) * np.cos((2 + i) * yy)
+        base = base + 0.1 * rng.standard_normal((size, size))
+        out.append(torch.from_numpy(np.clip(base, -1, 1).astype(np.float32))[None])
+    return out
+
+
+def datasets(n: int = 6) -> tuple[PairedDataset, PairedDataset]:
+    return (PairedDataset(photos(n), SIZE, train=True, seed=0),
+            PairedDataset(photos(2), SIZE, train=False, seed=0))
+
+
+def small_state(recipe: str = "paper", seed: int = 0):
+    return new_state(recipe, ngf=4, ndf=8, image_size=SIZE, seed=seed)
+
+
+def batch(b: int = 2):
+    train_ds, _ = datasets()
+    items = [train_ds[i] for i in range(b)]
+    return torch.stack([c for c, _, _ in items]), torch.stack([d for _, d, _ in items])
+
+
+def params(net) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def test_paper_recipe_is_section_II_D():
+    r = get_recipe("paper")
+    assert (r.lr, r.betas, r.batch_size, r.num_epochs) == (1e-4, (0.5, 0.999), 4, 10)
+    assert (r.generator, r.discriminator, r.d_head) == ("paper-generator", "paper-discriminator",
+                                                         "softmax")
+    assert r.l1_weight == 1.0 and r.adv_weight == 1.0 and r.g_first and r.best_by == "val_loss"
+    p2p = get_recipe("pix2pix")
+    assert (p2p.generator, p2p.discriminator, p2p.l1_weight, p2p.lr) == ("unet", "patch", 100.0,
+                                                                          2e-4)
+    assert not p2p.g_first
+    assert get_recipe("l1").discriminator is None
+    assert get_recipe("paper-logit").d_head == "logit"
+    assert get_recipe("paper", lr=3e-4).lr == 3e-4 and RECIPES["paper"].lr == 1e-4
+    with pytest.raises(ValueError, match="unknown recipe"):
+        get_recipe("cyclegan")
+
+
+def test_softmax_head_is_fed_to_bce_with_logits_as_in_the_paper():
+    state = small_state("paper")
+    probs = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    loss = adversarial_loss(probs, True, state.net_D)
+    expected = torch.nn.functional.softplus(-probs[:, REAL]).mean()  # -log sigmoid(p)
+    assert torch.isclose(loss, expected)
+    # the implied D(x) = sigmoid(p) never leaves [0.5, 0.731]: a perfect D still pays 0.313
+    assert adversarial_loss(torch.tensor([[0.0, 1.0]]), True, state.net_D).item() == \
+        pytest.approx(math.log1p(math.exp(-1)), abs=1e-6)
+    logit_state = small_state("paper-logit")
+    assert adversarial_loss(torch.tensor([[20.0]]), True, logit_state.net_D).item() < 1e-6
+
+
+@pytest.mark.parametrize("recipe", ["paper", "pix2pix"])
+def test_update_D_moves_only_D(recipe):
+    state = small_state(recipe)
+    x_clean, x_damaged = batch()
+    before_G, before_D = params(state.net_G), params(state.net_D)
+    x_fake = state.net_G(x_damaged)
+    logs = update_D(state.net_D, state.opt_D, x_damaged, x_clean, x_fake)
+    assert logs["loss_D"] == pytest.approx((logs["loss_D_real"] + logs["loss_D_fake"]) / 2)
+    assert all(torch.equal(a, b) for a, b in zip(before_G, params(state.net_G)))
+    assert any(not torch.equal(a, b) for a, b in zip(before_D, params(state.net_D)))
+    assert all(p.grad is None for p in state.net_G.parameters())
+
+
+@pytest.mark.parametrize("recipe", ["paper", "paper-logit", "pix2pix", "l1"])
+def test_update_G_freezes_D(recipe):
+    state = small_state(recipe)
+    x_clean, x_damaged = batch()
+    before_G = params(state.net_G)
+    before_D = params(state.net_D) if state.net_D is not None else []
+    x_restored, logs = update_G(state.net_G, state.net_D, state.opt_G, x_damaged, x_clean,
+                                state.recipe)
+    assert x_restored.shape == x_clean.shape
+    r = state.recipe
+    assert logs["loss_G"] == pytest.approx(r.l1_weight * logs["loss_G_l1"]
+                                           + r.adv_weight * logs["loss_G_adv"], rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(before_G, params(state.net_G)))
+    if state.net_D is not None:
+        assert all(torch.equal(a, b) for a, b in zip(before_D, params(state.net_D)))
+        assert all(p.grad is None and p.requires_grad for p in state.net_D.parameters())
+        assert logs["loss_G_adv"] > 0
+    else:
+        assert logs["loss_G_adv"] == 0
+
+
+def test_epoch_sampler_shards_cover_everything_and_skip_resumes():
+    full = EpochSampler(10, seed=3)
+    full.set_epoch(2)
+    order = list(full)
+    assert sorted(order) == list(range(10))
+    full.set_epoch(3)
+    assert list(full) != order                               # a new order every epoch
+    shards = []
+    for rank in range(3):
+        s = EpochSampler(10, seed=3, rank=rank, world=3)
+        s.set_epoch(2)
+        shards.append(list(s))
+    assert {len(s) for s in shards} == {4} and set(sum(shards, [])) == set(range(10))
+    full.set_epoch(2, skip=4)
+    assert list(full) == order[4:] and len(full) == 6
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.steps, self.epochs, self.ended = 0, [], False
+
+    def on_step(self, state, logs):
+        self.steps += 1
+
+    def on_epoch_end(self, state, logs):
+        self.epochs.append(logs)
+
+    def on_train_end(self, state):
+        self.ended = True
+
+
+@pytest.mark.parametrize("recipe", ["paper", "pix2pix", "l1"])
+def test_fit_runs_epochs_records_history_and_keeps_best(recipe):
+    train_ds, val_ds = datasets()
+    state = small_state(recipe)
+    rec = Recorder()
+    fit(state, train_ds, val_ds, num_epochs=2, batch_size=4, callbacks=[rec], progress=False)
+    assert (state.epoch, state.step_in_epoch, state.global_step) == (2, 0, 4)  # ceil(6/4)=2 a epoch
+    assert state.images_seen == 12 and rec.steps == 4 and rec.ended
+    assert [e["epoch"] for e in state.history["epochs"]] == [1, 2]
+    assert len(state.history["steps"]) == 4
+    assert all(np.isfinite(row["loss_G"]) for row in state.history["steps"])
+    assert ("loss_D" in state.history["steps"][0]) == (recipe != "l1")
+    scores = state.history["epochs"][-1]
+    assert {"val_loss", "val_l1", "val_psnr", "val_psnr_damaged"} <= set(scores)
+    key = state.recipe.best_by
+    values = [e[key] for e in state.history["epochs"]]
+    assert state.best[key] == (max(values) if key == "val_psnr" else min(values))
+
+
+def test_fit_stops_at_max_images_mid_epoch():
+    train_ds, val_ds = datasets()
+    state = small_state("l1")
+    fit(state, train_ds, val_ds, num_epochs=5, batch_size=2, max_images=4, progress=False)
+    assert (state.global_step, state.epoch, state.step_in_epoch, state.images_seen) == (2, 0, 2, 4)
+    assert state.history["epochs"] == []
+
+
+def test_validate_scores_the_damaged_input_too():
+    _, val_ds = datasets()
+    scores = validate(small_state("paper"), val_ds)
+    assert scores["val_psnr_damaged"] > 10 and np.isfinite(scores["val_psnr"])
+    assert scores["val_loss"] == pytest.approx(scores["val_l1"] + scores["val_adv"], rel=1e-5)
+
+
+def test_history_files_and_plot(tmp_path):
+    train_ds, val_ds = datasets()
+    state = small_state("paper")
+    fit(state, train_ds, val_ds, num_epochs=2, batch_size=4, progress=False)
+    written = write_history(state.history, tmp_path)
+    assert [p.name for p in written] == ["history.json", "steps.csv", "epochs.csv"]
+    assert read_history(tmp_path) == json.loads(json.dumps(state.history))
+    lines = (tmp_path / "steps.csv").read_text().splitlines()
+    assert lines[0].startswith("step,epoch,") and len(lines) == 5
+    fig = plot_history(state.history, title="paper", best_epoch=state.best["epoch"])
+    assert len(fig.axes) == 4                                    # losses, loss_D, val, PSNR
+    assert fig.axes[1].get_title() == "paper validation"
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_devices():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            pick_device("cuda")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return add_train_arguments(argparse.ArgumentParser()).parse_args(list(argv))
+
+
+def test_run_train_from_the_command_line_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ("--profile", "tiny", "--out", str(out), "--quiet", "--workers", "0", "--epochs", "5",
+              "--image-size",
+              "32", "--batch-size", "2")
+    assert run_train(parse("--recipe", "pix2pix", "--max-steps", "1", *common)) == 0
+    written = {p.name for p in out.iterdir()}
+    assert {"last.pt", "history.json", "steps.csv", "summary.json"} <= written
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and summary["images_seen"] == 2
+    assert run_train(parse("--recipe", "pix2pix", "--max-steps", "3", "--resume", *common)) == 0
+    history = read_history(out)
+    assert [row["step"] for row in history["steps"]] == [1, 2, 3]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3
+
+
+def test_cli_rejects_unknown_recipe():
+    with pytest.raises(SystemExit):
+        parse("--recipe", "nope")
+
+
+def test_time_limit_stops_after_the_current_step():
+    from repair.train import TimeLimit
+
+    train_ds, _ = datasets()
+    state = small_state("l1")
+    fit(state, train_ds, None, num_epochs=3, batch_size=2, callbacks=[TimeLimit(0)],
+        progress=False)
+    assert state.global_step == 1 and state.step_in_epoch == 1
+
+
+def test_paper_networks_keep_the_papers_widths():
+    from repair.train import widths
+
+    assert widths(get_recipe("paper"), 64, 64) == (32, 32)       # paper profile: still Figs. 3-4
+    assert widths(get_recipe("paper"), 8, 8) == (8, 8)            # tiny: narrower is allowed
+    assert widths(get_recipe("pix2pix"), 64, 64) == (64, 64)
