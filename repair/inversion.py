@@ -371,18 +371,10 @@ def parse_steps(text: str) -> tuple[int, int, int]:
     return steps  # type: ignore[return-value]
 
 
-def _strength(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"strength must be between 0 and 1, got {value}")
-    return value
-
-
 def add_invert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``repair invert`` to ``parser``."""
+    from repair.cli import strength
+
     parser.description = (
         "Restore photos by robust StyleGAN inversion (W, then W+, then W++ filter-wise latents): "
         "search the frozen generator for an image whose degraded version matches the photo. "
@@ -405,10 +397,10 @@ def add_invert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where the photo is missing (white = missing): one image for every "
                              "input, or a folder holding <name>_mask.* or <name>.* per input "
                              "(as `repair damage --masks` writes); cropped/resized like the photo")
-    parser.add_argument("--blur", type=_strength, default=0.0, metavar="S",
+    parser.add_argument("--blur", type=strength, default=0.0, metavar="S",
                         help="blur strength 0-1 that the photo suffered (as in `repair damage`; "
                              "default 0)")
-    parser.add_argument("--contrast", type=_strength, default=0.0, metavar="S",
+    parser.add_argument("--contrast", type=strength, default=0.0, metavar="S",
                         help="contrast-loss strength 0-1 that the photo suffered (default 0)")
     parser.add_argument("--save-phases", action="store_true",
                         help="also write <name>_w.png, <name>_wplus.png, <name>_wplusplus.png "

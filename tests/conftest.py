@@ -18,6 +18,15 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "book: builds the Jupyter Book (slow: executes notebooks)")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread is faster than two fighting over a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def photo() -> torch.Tensor:
     """A 64x64 grayscale photo-like tensor in [-1, 1] (smooth gradients plus texture)."""

@@ -15,12 +15,7 @@ from repair.inversion import add_invert_arguments, parse_steps, resolve_generato
 from repair.stylegan import StyleGAN2Generator, save_generator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

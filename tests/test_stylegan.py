@@ -16,13 +16,7 @@ from repair.stylegan import (CheckpointError, StyleGAN2Discriminator, StyleGAN2G
                              save_generator, to_gray)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster than two fighting over a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_G(resolution=16, channels=1, **kw) -> StyleGAN2Generator:
