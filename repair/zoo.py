@@ -29,10 +29,12 @@ from pathlib import Path
 
 import torch
 
+from repair.checkpoint import committed_folder
+
 __all__ = ["COMMITTED", "ENV_FALLBACK", "RUN_FILE", "UnknownModelError", "models_in", "available_models",
            "load_models", "learned_methods", "model_info", "epoch_history"]
 
-COMMITTED = Path(__file__).resolve().parents[1] / "checkpoints"  # the committed small weights
+COMMITTED = committed_folder()  # the committed small weights
 ENV_FALLBACK = "REPAIR_CHECKPOINTS"
 RUN_FILE = "G_best.pt"  # the generator-only checkpoint a training run keeps for its best epoch
 
