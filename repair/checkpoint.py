@@ -171,7 +171,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
     payload = read_checkpoint(path)
     net_G = load_net(payload["generator"], what="generator", device=device)
     net_G.checkpoint_info = {k: payload.get(k) for k in ("recipe", "kind", "metrics", "images_seen",
-                                                         "epoch", "history", "best")}
+                                                         "epoch", "history", "best", "settings")}
     return net_G.eval() if eval_mode else net_G
 
 

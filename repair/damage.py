@@ -23,7 +23,7 @@ __all__ = [
     "DAMAGES", "PAPER_MIX", "PLATE_DAMAGES", "DAGUERREOTYPE_MIX", "MAX_BLUR_SIGMA",
     "gaussian_blur", "splotches", "cracks", "lower_contrast", "splotch_layer", "crack_layer",
     "tarnish", "haze", "scratches", "dust", "tarnish_layer", "haze_layer", "scratch_layer",
-    "dust_layer", "polishing_lines", "composite", "damage",
+    "dust_layer", "polishing_lines", "composite", "damage", "MIXES", "random_mix",
 ]
 
 DAMAGES = ("blur", "splotches", "cracks", "contrast")
@@ -35,6 +35,9 @@ PLATE_DAMAGES = ("tarnish", "haze", "scratches", "dust")
 DAGUERREOTYPE_MIX = {**PAPER_MIX, "tarnish": 0.5, "haze": 0.4, "scratches": 0.4, "dust": 0.4}
 """The paper's mix plus what real daguerreotypes show (chapter 06): tarnish creeping in from the
 edges, haze and spots from decaying cover glass, wipe scratches and dust."""
+
+MIXES = {"paper": PAPER_MIX, "daguerreotype": DAGUERREOTYPE_MIX}
+"""The named mixes (``repair train --mix NAME``)."""
 
 MAX_BLUR_SIGMA = 3.0  # Gaussian sigma in pixels at strength 1
 MAX_STAINS = 8  # splotches at strength 1
@@ -326,6 +329,33 @@ def polishing_lines(x: torch.Tensor, strength: float, rng: np.random.Generator) 
         lines /= max(float(lines.std()), 1e-8)
         planes.append(plane + 0.04 * float(strength) * torch.from_numpy(lines).to(plane))
     return torch.stack(planes).unsqueeze(-3).reshape(x.shape).clamp(-1, 1)
+
+
+def random_mix(mix: dict[str, float], rng: np.random.Generator, p_off: float = 0.25,
+               spread: tuple[float, float] = (0.5, 1.5)) -> dict[str, float]:
+    """A random variation of a mix, for training restorers that do not assume one fixed damage.
+
+    Each damage of ``mix`` with a positive strength is switched off with probability ``p_off``,
+    else its strength is multiplied by a factor drawn uniformly from ``spread`` (capped at 1). A
+    restorer trained on such pairs has seen every damage alone, mixed, weaker and stronger, and
+    photos with no damage at all, so it learns to leave clean regions alone.
+
+    Args:
+        mix: strengths by damage name, e.g. :data:`PAPER_MIX`.
+        rng: the random generator (seed it for reproducible pairs).
+        p_off: probability that a damage is left out.
+        spread: range of the factor applied to each strength that is kept.
+    """
+    if not 0 <= p_off <= 1:
+        raise ValueError(f"p_off must be a probability in [0, 1], got {p_off}")
+    low, high = spread
+    if not 0 <= low <= high:
+        raise ValueError(f"spread must be (low, high) with 0 <= low <= high, got {spread}")
+    out = {}
+    for name, strength in mix.items():
+        off = strength <= 0 or rng.random() < p_off
+        out[name] = 0.0 if off else float(min(1.0, strength * rng.uniform(low, high)))
+    return out
 
 
 def _rngs(seed: int | Sequence, n: int) -> list[np.random.Generator]:

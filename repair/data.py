@@ -25,12 +25,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from repair.config import Config, data_root
-from repair.damage import PAPER_MIX, damage
+from repair.damage import PAPER_MIX, damage, random_mix
 from repair.images import ImageError, find_images, from_unit, load_gray
 
 __all__ = [
     "SKIMAGE_PHOTOS", "skimage_photos", "imagenette_files", "check_images", "split_files",
-    "fit_size", "PairedDataset", "make_datasets", "make_loader",
+    "fit_size", "random_rescale", "PairedDataset", "make_datasets", "make_loader",
 ]
 
 SKIMAGE_PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "rocket", "moon", "coins", "clock",
@@ -114,13 +114,21 @@ class PairedDataset(Dataset):
         seed: base seed of crops and damage.
         damage_kwargs: strengths passed to :func:`repair.damage.damage` (default: the paper's mix).
         cache: keep decoded photos in memory.
+        scale: training only, ``(low, high)``: shrink each photo by a random factor in this range
+            before cropping (never below the crop size), so the network sees detail at the scales
+            of photos that were resized for it (evaluation resizes whole photos to 256x256).
+        jitter: training only: vary the damage per pair with :func:`repair.damage.random_mix`
+            (each damage off with probability 1/4, else 0.5-1.5 times its strength).
     """
 
     def __init__(self, photos: Sequence[Path | torch.Tensor], image_size: int, train: bool,
                  mode: str = "crop", seed: int = 0, damage_kwargs: dict | None = None,
-                 cache: bool = True) -> None:
+                 cache: bool = True, scale: tuple[float, float] | None = None,
+                 jitter: bool = False) -> None:
         if mode not in ("crop", "resize"):
             raise ValueError(f"mode must be 'crop' or 'resize', got {mode!r}")
+        if scale is not None and not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale}")
         if len(photos) == 0:
             raise ValueError("no photos given")
         if image_size < 8:
@@ -128,7 +136,7 @@ class PairedDataset(Dataset):
         self.photos = list(photos)
         self.image_size, self.train, self.mode, self.seed = image_size, train, mode, seed
         self.damage_kwargs = dict(PAPER_MIX if damage_kwargs is None else damage_kwargs)
-        self.cache = cache
+        self.cache, self.scale, self.jitter = cache, scale, jitter
         self.epoch = 0
         self._decoded: dict[int, torch.Tensor] = {}
 
@@ -155,9 +163,31 @@ class PairedDataset(Dataset):
             damage_seed = [[self.seed, self.epoch, idx, 1]]
         else:
             crop_rng, damage_seed = None, [[self.seed, idx]]
-        x_clean = fit_size(self.photo(idx), self.image_size, crop_rng, self.mode).contiguous()
-        x_damaged, mask = damage(x_clean, seed=damage_seed, **self.damage_kwargs)
+        photo, strengths = self.photo(idx), self.damage_kwargs
+        if self.train and self.scale is not None and self.mode == "crop":
+            photo = random_rescale(photo, self.image_size, self.scale, crop_rng)
+        if self.train and self.jitter:
+            strengths = random_mix(strengths, np.random.default_rng([self.seed, self.epoch, idx, 2]))
+        x_clean = fit_size(photo, self.image_size, crop_rng, self.mode).contiguous()
+        x_damaged, mask = damage(x_clean, seed=damage_seed, **strengths)
         return x_clean, x_damaged, mask
+
+
+def random_rescale(x: torch.Tensor, size: int, scale: tuple[float, float],
+                   rng: np.random.Generator) -> torch.Tensor:
+    """Shrink a ``(1, H, W)`` photo by a random factor in ``scale``, keeping both sides >= ``size``.
+
+    Photos too small for the factor drawn are shrunk less (or not at all).
+    """
+    import torch.nn.functional as F
+
+    height, width = x.shape[-2:]
+    factor = max(float(rng.uniform(*scale)), size / min(height, width))
+    if factor >= 1:
+        return x
+    new = (max(size, round(height * factor)), max(size, round(width * factor)))
+    return F.interpolate(x[None], size=new, mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp(-1, 1)
 
 
 def fit_size(x: torch.Tensor, size: int, rng: np.random.Generator | None = None,
@@ -213,12 +243,15 @@ def _photo_list(cfg: Config, root: str | os.PathLike | None, split: str, progres
 
 def make_datasets(cfg: Config, root: str | os.PathLike | None = None, seed: int = 0,
                   val_fraction: float = 0.1, damage_kwargs: dict | None = None,
-                  progress: bool = False) -> tuple[PairedDataset, PairedDataset]:
+                  progress: bool = False, scale: tuple[float, float] | None = None,
+                  jitter: bool = False, val_size: int | None = None
+                  ) -> tuple[PairedDataset, PairedDataset]:
     """Training and validation pairs for a profile.
 
     Imagenette uses its own train/val split at 256x256 (resized, as the paper); other sources
     carve a fixed validation split out of the photos (``val_fraction``), so that ``eval/`` folders
-    are never needed to pick epochs.
+    are never needed to pick epochs. ``scale`` and ``jitter`` vary the training pairs (see
+    :class:`PairedDataset`); ``val_size`` crops validation pairs to another size than training.
     """
     if cfg.source == "imagenette":
         train_photos = _photo_list(cfg, root, "train", progress)
@@ -231,10 +264,11 @@ def make_datasets(cfg: Config, root: str | os.PathLike | None = None, seed: int 
     if cfg.num_images is not None:
         train_photos = train_photos[:cfg.num_images]
         val_photos = val_photos[:max(1, cfg.num_images // 2)]
-    kwargs = dict(image_size=cfg.image_size, mode=mode, seed=seed, damage_kwargs=damage_kwargs,
+    kwargs = dict(mode=mode, seed=seed, damage_kwargs=damage_kwargs,
                   cache=cfg.source != "imagenette")
-    return PairedDataset(train_photos, train=True, **kwargs), PairedDataset(val_photos, train=False,
-                                                                            **kwargs)
+    return (PairedDataset(train_photos, cfg.image_size, train=True, scale=scale, jitter=jitter,
+                          **kwargs),
+            PairedDataset(val_photos, val_size or cfg.image_size, train=False, **kwargs))
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0,

@@ -49,6 +49,7 @@ __all__ = [
     "make_train_loader",
     "validate", "fit", "Callback", "HistoryWriter", "Checkpointer", "TimeLimit", "state_payload",
     "save_state", "load_state", "write_history", "read_history", "plot_history", "pick_device",
+    "init_generator",
     "add_train_arguments", "run_train", "main",
 ]
 
@@ -295,11 +296,17 @@ class EpochSampler(Sampler[int]):
 
     Epoch ``e`` visits ``randperm(n, seed=(seed, e))``; process ``rank`` of ``world`` takes every
     ``world``-th index (padded so all processes get the same count); ``skip`` drops the first
-    indices of this process (resuming after ``skip / batch_size`` batches).
+    indices of this process (resuming after ``skip / batch_size`` batches). With ``epoch_size``
+    an epoch visits only the first ``epoch_size`` indices of its permutation: a fresh random
+    subset of the data every epoch (shorter epochs, so more validations for the same images).
     """
 
-    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 epoch_size: int | None = None) -> None:
+        if epoch_size is not None and epoch_size < 1:
+            raise ValueError(f"epoch_size must be a positive number of items, got {epoch_size}")
         self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.size = n if epoch_size is None else min(n, epoch_size)  # items per epoch
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -307,22 +314,22 @@ class EpochSampler(Sampler[int]):
 
     def _indices(self) -> list[int]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=g).tolist()
-        per_rank = math.ceil(self.n / self.world)
-        order += order[:per_rank * self.world - self.n]      # pad to a multiple of world
+        order = torch.randperm(self.n, generator=g).tolist()[:self.size]
+        per_rank = math.ceil(self.size / self.world)
+        order += order[:per_rank * self.world - self.size]   # pad to a multiple of world
         return order[self.rank::self.world]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices()[self.skip:])
 
     def __len__(self) -> int:
-        return max(0, math.ceil(self.n / self.world) - self.skip)
+        return max(0, math.ceil(self.size / self.world) - self.skip)
 
 
 def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0,
-                      rank: int = 0, world: int = 1) -> DataLoader:
+                      rank: int = 0, world: int = 1, epoch_size: int | None = None) -> DataLoader:
     """A loader whose order is :class:`EpochSampler`'s (call ``loader.sampler.set_epoch``)."""
-    sampler = EpochSampler(len(dataset), seed, rank, world)
+    sampler = EpochSampler(len(dataset), seed, rank, world, epoch_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       drop_last=False, persistent_workers=False)
 
@@ -397,7 +404,8 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
         num_epochs: int | None = None, batch_size: int | None = None, max_steps: int | None = None,
         max_images: int | None = None, device: str | torch.device = "cpu", amp: bool = False,
         num_workers: int = 0, seed: int = 0, callbacks: Sequence[Callback] = (),
-        progress: bool = True, rank: int = 0, world: int = 1) -> TrainState:
+        progress: bool = True, rank: int = 0, world: int = 1,
+        epoch_size: int | None = None) -> TrainState:
     """Train ``state``'s networks from where they stand (epoch, step) to ``num_epochs``.
 
     Args:
@@ -409,6 +417,7 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
         callbacks: :class:`Callback` objects (history files, checkpoints, plots).
         progress: show a tqdm progress bar.
         rank, world: this process and the number of processes (DDP; the data is sharded).
+        epoch_size: items per epoch, a fresh random subset each epoch (default: all of them).
     """
     from tqdm.auto import tqdm
 
@@ -417,7 +426,8 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
     batch_size = batch_size or recipe.batch_size
     if max_images is not None:
         max_steps = min(max_steps or math.inf, math.ceil(max_images / (batch_size * world)))
-    loader = make_train_loader(train_ds, batch_size, num_workers, seed, rank, world)
+    loader = make_train_loader(train_ds, batch_size, num_workers, seed, rank, world, epoch_size)
+    batches_per_epoch = math.ceil(math.ceil(loader.sampler.size / world) / batch_size)
     nets = [n for n in (state.net_G, state.net_D) if n is not None]
     for net in nets:
         net.train()
@@ -447,7 +457,7 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
             if state.stop or (max_steps is not None and state.global_step >= max_steps):
                 break
         bar.close()
-        if state.step_in_epoch < math.ceil(math.ceil(len(train_ds) / world) / batch_size):
+        if state.step_in_epoch < batches_per_epoch:
             break                                                      # stopped mid-epoch
         state.epoch += 1
         state.step_in_epoch = 0
@@ -729,7 +739,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, help="stop after this many training images")
     p.add_argument("--num-images", type=int,
                    help="train on a seeded random N of the training photos")
+    p.add_argument("--epoch-photos", type=int, metavar="N",
+                   help="each epoch visits a fresh seeded random N of the training photos")
     p.add_argument("--val-limit", type=int, help="validate on the first N validation photos")
+    p.add_argument("--val-size", type=int, help="side of the validation crops (default: "
+                                                "the training crop size)")
+    p.add_argument("--scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="shrink training photos by a random factor in [LOW, HIGH] before "
+                        "cropping (e.g. 0.5 1: photos resized for the network)")
+    p.add_argument("--jitter", action="store_true",
+                   help="vary the damage per pair: each damage off 1 time in 4, else 0.5-1.5x")
+    p.add_argument("--mix", default="paper", choices=["paper", "daguerreotype"],
+                   help="damage mix: the paper's four damages, or those plus plate damages")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="fine-tune: start the generator from this checkpoint's weights")
     p.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
@@ -745,11 +768,31 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+def init_generator(state: TrainState, path: str | os.PathLike) -> None:
+    """Copy the generator weights of a checkpoint into ``state`` (fine-tuning).
+
+    Raises:
+        ValueError: the checkpoint's generator has another architecture than the recipe's.
+    """
+    from repair.checkpoint import load_generator
+
+    source = load_generator(path, eval_mode=False)
+    target = _plain(state.net_G)
+    mine, theirs = getattr(target, "hparams", {}), getattr(source, "hparams", {})
+    if type(source) is not type(target) or mine != theirs:
+        raise ValueError(f"{path}: its generator is {type(source).__name__}{theirs}, but this "
+                         f"recipe trains {type(target).__name__}{mine}; pick a checkpoint of the "
+                         f"same recipe and widths (e.g. --recipe and --profile as it was trained)")
+    target.load_state_dict(source.state_dict())
+    state.settings["init"] = str(path)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``repair train`` with parsed arguments; returns the exit status."""
     from torch.utils.data import Subset
 
     from repair.config import get_config
+    from repair.damage import MIXES
     from repair.data import make_datasets
 
     if args.threads:
@@ -765,7 +808,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.image_size is not None:
         overrides["image_size"] = args.image_size
     cfg = get_config(args.profile, **overrides)
-    train_ds, val_ds = make_datasets(cfg, root=args.imagenette or args.data, seed=args.seed)
+    train_ds, val_ds = make_datasets(cfg, root=args.imagenette or args.data, seed=args.seed,
+                                     damage_kwargs=MIXES[args.mix], scale=args.scale,
+                                     jitter=args.jitter, val_size=args.val_size)
     if args.num_images and args.num_images < len(train_ds):   # a seeded random subset of photos
         keep = np.sort(np.random.default_rng(args.seed).choice(len(train_ds), args.num_images,
                                                                 replace=False))
@@ -777,9 +822,13 @@ def run_train(args: argparse.Namespace) -> int:
     num_epochs = args.epochs or (recipe.num_epochs if cfg.max_steps is None else cfg.num_epochs)
     settings = {"profile": cfg.profile, "source": cfg.source, "data": str(args.imagenette or
                 args.data or ""), "batch_size": batch_size, "num_epochs": num_epochs,
-                "train_photos": len(train_ds), "val_photos": len(val_ds), "world": world}
+                "train_photos": len(train_ds), "val_photos": len(val_ds), "world": world,
+                "mix": args.mix, "scale": args.scale, "jitter": args.jitter,
+                "epoch_photos": args.epoch_photos, "val_size": args.val_size, "init": args.init}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), cfg.image_size, device, args.seed,
                       **settings)
+    if args.init and not (args.resume and (out / "last.pt").exists()):
+        init_generator(state, args.init)
     if args.resume:
         if (out / "last.pt").exists():
             load_state(out / "last.pt", state, device)
@@ -800,7 +849,8 @@ def run_train(args: argparse.Namespace) -> int:
     fit(state, train_ds, val_ds, num_epochs=num_epochs, batch_size=batch_size,
         max_steps=max_steps, max_images=args.max_images, device=device,
         amp=not args.no_amp, num_workers=cfg.num_workers if args.workers is None else args.workers,
-        seed=args.seed, callbacks=callbacks, progress=not args.quiet, rank=rank, world=world)
+        seed=args.seed, callbacks=callbacks, progress=not args.quiet, rank=rank, world=world,
+        epoch_size=args.epoch_photos)
     if rank == 0:
         best = state.best
         summary = {"recipe": recipe.name, "epochs": state.epoch, "steps": state.global_step,

@@ -32,7 +32,8 @@ import torch
 from repair.checkpoint import committed_folder
 
 __all__ = ["COMMITTED", "ENV_FALLBACK", "RUN_FILE", "UnknownModelError", "models_in", "available_models",
-           "load_models", "learned_methods", "model_info", "epoch_history"]
+           "load_models", "learned_methods", "model_info", "epoch_history", "validation_photos",
+           "validation_psnr"]
 
 COMMITTED = committed_folder()  # the committed small weights
 ENV_FALLBACK = "REPAIR_CHECKPOINTS"
@@ -187,15 +188,18 @@ def learned_methods(names: str | Sequence[str] | None = None, device: str | torc
 
 def model_info(net_G: torch.nn.Module) -> dict:
     """What a loaded generator is: ``{recipe, arch, parameters, epoch, images_seen, val_psnr,
-    val_psnr_damaged}`` (``None`` where its checkpoint does not record it)."""
+    val_psnr_damaged, mix, image_size}`` (``None`` where its checkpoint does not record it; ``mix``,
+    the damage it was trained on, is ``"paper"`` for runs that predate ``repair train --mix``)."""
     info = getattr(net_G, "checkpoint_info", None) or {}
     metrics = info.get("metrics") or info.get("best") or {}
     recipe = info.get("recipe") or {}
+    settings = info.get("settings") or {}
     return {"recipe": recipe.get("name"), "arch": getattr(net_G, "arch", type(net_G).__name__),
             "parameters": sum(p.numel() for p in net_G.parameters()),
             "epoch": metrics.get("epoch", info.get("epoch")),
             "images_seen": metrics.get("images_seen", info.get("images_seen")),
-            "val_psnr": metrics.get("val_psnr"), "val_psnr_damaged": metrics.get("val_psnr_damaged")}
+            "val_psnr": metrics.get("val_psnr"), "val_psnr_damaged": metrics.get("val_psnr_damaged"),
+            "mix": settings.get("mix") or "paper", "image_size": settings.get("image_size")}
 
 
 def epoch_history(path: str | os.PathLike) -> list[dict]:
@@ -215,3 +219,39 @@ def epoch_history(path: str | os.PathLike) -> list[dict]:
     if path.name == RUN_FILE and history.is_file():
         return list(json.loads(history.read_text()).get("epochs", []))
     return list((read_checkpoint(path).get("history") or {}).get("epochs", []))
+
+
+def validation_photos(folder: str | os.PathLike | None = None, size: int = 256, limit: int = 24,
+                      seed: int = 0, val_fraction: float = 0.1) -> torch.Tensor:
+    """The validation split that training carved out of ``folder``, as evaluation sees photos.
+
+    The same split as :func:`repair.data.make_datasets` (``val_fraction`` of the photos, fixed by
+    ``seed``), the first ``limit`` of it in sorted order, each cut to its centre square and resized
+    to ``size x size`` like the test photos of :func:`repair.evaluate.evaluate`. Use it to choose
+    between trained models at the evaluation size without looking at the test sets.
+
+    Args:
+        folder: the training photos (default ``<data root>/train``).
+
+    Returns:
+        ``(N, 1, size, size)`` in ``[-1, 1]``.
+    """
+    from repair.config import data_root
+    from repair.data import split_files
+    from repair.evaluate import center_square
+    from repair.images import find_images, load_gray
+
+    folder = Path(folder) if folder is not None else data_root() / "train"
+    _, val = split_files(find_images(folder), val_fraction, seed)
+    if not val:
+        raise FileNotFoundError(f"{folder}: too few photos for a validation split")
+    return torch.stack([center_square(load_gray(p), size) for p in val[:limit]])
+
+
+def validation_psnr(methods: dict, x_clean: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """Mean PSNR of each method on ``x_clean`` damaged with the paper's mix (photo ``i``: seed
+    ``seed + i``), e.g. on :func:`validation_photos`: ``{name: dB}``."""
+    from repair.evaluate import evaluate
+
+    results = evaluate(x_clean, methods, seed=seed, lpips=False, progress=False)["methods"]
+    return {name: results[name]["psnr"] for name in methods}

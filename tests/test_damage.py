@@ -172,3 +172,23 @@ def test_plate_damages_off_by_default_leave_paper_mix_unchanged(photo):
     b, _ = D.damage(photo, seed=9, tarnish=0, haze=0, scratches=0, dust=0)
     c, _ = D.damage(photo, seed=9, **D.DAGUERREOTYPE_MIX)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_random_mix_switches_damages_off_and_scales_the_rest():
+    from repair.damage import PAPER_MIX, random_mix
+
+    rng = np.random.default_rng(0)
+    draws = [random_mix(PAPER_MIX, rng) for _ in range(400)]
+    for name, strength in PAPER_MIX.items():
+        values = np.array([d[name] for d in draws])
+        off = values == 0
+        assert 0.15 < off.mean() < 0.35                              # p_off = 1/4
+        kept = values[~off]
+        assert kept.min() >= 0.5 * strength - 1e-9 and kept.max() <= min(1, 1.5 * strength) + 1e-9
+    assert random_mix({"blur": 0.0, "cracks": 0.5}, rng, p_off=0)["blur"] == 0.0  # off stays off
+    assert random_mix(PAPER_MIX, np.random.default_rng(3)) == random_mix(PAPER_MIX,
+                                                                         np.random.default_rng(3))
+    with pytest.raises(ValueError, match="p_off"):
+        random_mix(PAPER_MIX, rng, p_off=1.5)
+    with pytest.raises(ValueError, match="spread"):
+        random_mix(PAPER_MIX, rng, spread=(1.0, 0.5))

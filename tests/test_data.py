@@ -112,3 +112,45 @@ def test_bad_dataset_arguments(photo):
         PairedDataset([], 32, train=True)
     with pytest.raises(ValueError, match="unknown data source"):
         make_datasets(get_config("tiny").replace(source="flickr"))
+
+
+def test_random_rescale_shrinks_within_range_never_below_the_crop():
+    from repair.data import random_rescale
+
+    x = torch.rand(1, 200, 300) * 2 - 1
+    for seed in range(20):
+        y = random_rescale(x, 64, (0.5, 1.0), np.random.default_rng(seed))
+        assert 100 <= y.shape[1] <= 200 and min(y.shape[1:]) >= 64
+        assert y.shape[2] / y.shape[1] == pytest.approx(1.5, rel=0.02)     # aspect kept
+    small = torch.zeros(1, 70, 90)
+    assert min(random_rescale(small, 64, (0.5, 0.5), np.random.default_rng(0)).shape[1:]) == 64
+    assert random_rescale(small, 80, (0.5, 1.0), np.random.default_rng(0)) is small  # too small
+
+
+def test_scale_and_jitter_vary_training_pairs_only_and_reproducibly(photo):
+    plain = PairedDataset([photo] * 8, 32, train=True)
+    varied = PairedDataset([photo] * 8, 32, train=True, scale=(0.5, 1.0), jitter=True)
+    again = PairedDataset([photo] * 8, 32, train=True, scale=(0.5, 1.0), jitter=True)
+    assert all(torch.equal(varied[i][1], again[i][1]) for i in range(8))    # seeded
+    assert any(not torch.equal(varied[i][0], plain[i][0]) for i in range(8))  # rescaled crops
+    # splotches and cracks are both off in 1 pair of 16: then nothing is painted over
+    many = PairedDataset([photo] * 64, 16, train=True, jitter=True)
+    unpainted = [i for i in range(64) if not many[i][2].any()]
+    assert 0 < len(unpainted) < 16
+    assert all(PairedDataset([photo] * 64, 16, train=True)[i][2].any() for i in unpainted)
+    val = PairedDataset([photo] * 2, 32, train=False, scale=(0.5, 1.0), jitter=True)
+    ref = PairedDataset([photo] * 2, 32, train=False)
+    assert all(torch.equal(val[i][1], ref[i][1]) for i in range(2))          # evaluation: fixed
+    with pytest.raises(ValueError, match="scale"):
+        PairedDataset([photo], 32, train=True, scale=(0.0, 1.0))
+
+
+def test_make_datasets_passes_mix_scale_jitter_and_val_size():
+    from repair.damage import DAGUERREOTYPE_MIX
+
+    cfg = get_config("tiny")
+    train, val = make_datasets(cfg, damage_kwargs=DAGUERREOTYPE_MIX, scale=(0.5, 1.0),
+                               jitter=True, val_size=48)
+    assert train.jitter and train.scale == (0.5, 1.0) and not val.jitter and val.scale is None
+    assert train.damage_kwargs == DAGUERREOTYPE_MIX == val.damage_kwargs
+    assert train[0][0].shape[-1] == cfg.image_size and val[0][0].shape[-1] == 48

@@ -32,6 +32,7 @@ def test_anatomy(path):
     assert len(params) == 1 and "PROFILE" in params[0].source
     install = [c for c in nb.cells if "nbval-skip" in c.metadata.get("tags", [])]
     assert install and "skip-execution" in install[0].metadata["tags"]
+    assert "git clone" in install[0].source      # the committed weights come with the clone
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for heading in ("## Summary", "## Exercises", "### References"):
         assert heading in text

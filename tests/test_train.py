@@ -252,3 +252,56 @@ def test_paper_networks_keep_the_papers_widths():
     assert widths(get_recipe("paper"), 64, 64) == (32, 32)       # paper profile: still Figs. 3-4
     assert widths(get_recipe("paper"), 8, 8) == (8, 8)            # tiny: narrower is allowed
     assert widths(get_recipe("pix2pix"), 64, 64) == (64, 64)
+
+
+def test_epoch_size_gives_a_fresh_subset_every_epoch():
+    s = EpochSampler(10, seed=1, epoch_size=4)
+    s.set_epoch(0)
+    first = list(s)
+    s.set_epoch(1)
+    second = list(s)
+    assert len(first) == len(second) == len(s) == 4 and first != second
+    assert set(first) <= set(range(10))
+    s.set_epoch(0, skip=2)
+    assert list(s) == first[2:]
+    with pytest.raises(ValueError, match="epoch_size"):
+        EpochSampler(10, epoch_size=0)
+
+
+def test_fit_with_epoch_size_validates_after_that_many_images():
+    train_ds, val_ds = datasets(8)
+    state = small_state("l1")
+    fit(state, train_ds, val_ds, num_epochs=3, batch_size=2, epoch_size=4, progress=False)
+    assert [e["images_seen"] for e in state.history["epochs"]] == [4, 8, 12]
+    assert state.global_step == 6
+
+
+def test_init_generator_fine_tunes_from_a_checkpoint_of_the_same_architecture(tmp_path):
+    from repair.checkpoint import release_from, save_checkpoint
+    from repair.train import init_generator, state_payload
+
+    donor = small_state("pix2pix", seed=1)
+    save_checkpoint(tmp_path / "G.pt", release_from(state_payload(donor)))
+    state = small_state("pix2pix", seed=2)
+    init_generator(state, tmp_path / "G.pt")
+    for a, b in zip(state.net_G.state_dict().values(), donor.net_G.state_dict().values()):
+        assert torch.equal(a, b)
+    assert state.settings["init"] == str(tmp_path / "G.pt")
+    with pytest.raises(ValueError, match="same recipe"):
+        init_generator(small_state("paper"), tmp_path / "G.pt")      # another generator
+
+
+def test_command_line_fine_tunes_on_the_plate_mix(tmp_path):
+    common = ("--profile", "tiny", "--quiet", "--workers", "0", "--image-size", "32",
+              "--batch-size", "2", "--max-steps", "2", "--recipe", "pix2pix")
+    assert run_train(parse(*common, "--out", str(tmp_path / "a"))) == 0
+    assert run_train(parse(*common, "--out", str(tmp_path / "b"), "--mix", "daguerreotype",
+                           "--init", str(tmp_path / "a" / "last.pt"), "--scale", "0.5", "1",
+                           "--jitter", "--epoch-photos", "2", "--val-size", "48")) == 0
+    from repair.checkpoint import read_checkpoint
+
+    settings = read_checkpoint(tmp_path / "b" / "last.pt")["settings"]
+    assert settings["mix"] == "daguerreotype" and settings["jitter"] and settings["epoch_photos"] == 2
+    assert settings["init"] == str(tmp_path / "a" / "last.pt")
+    with pytest.raises(SystemExit):
+        parse("--mix", "sepia")

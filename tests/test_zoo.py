@@ -124,12 +124,18 @@ def test_fallback_only_when_root_is_empty(zoo_dir, tmp_path, monkeypatch):
     assert list(zoo.available_models(other)) == ["only"]  # root has models: no fallback
 
 
-def test_load_models_and_methods_restore_like_the_network(zoo_dir):
+def test_load_models_and_methods_restore_like_the_network(zoo_dir, tmp_path):
     models = zoo.load_models("unet-a, paper-a", root=zoo_dir)
     assert list(models) == ["unet-a", "paper-a"] and not models["unet-a"].training
     info = zoo.model_info(models["paper-a"])
     assert info["recipe"] == "paper" and info["arch"] == "paper-generator"
     assert info["epoch"] == 3 and info["images_seen"] == 480 and info["val_psnr"] == 21.5
+    assert info["mix"] == "paper" and info["image_size"] is None     # runs before --mix: paper
+    plates = tmp_path / "plates.pt"
+    save_checkpoint(plates, {**torch.load(zoo_dir / "unet-a.pt", weights_only=True),
+                             "settings": {"mix": "daguerreotype", "image_size": 128}})
+    info = zoo.model_info(zoo.load_models(["plates"], root=tmp_path)["plates"])
+    assert info["mix"] == "daguerreotype" and info["image_size"] == 128
     methods = zoo.learned_methods(["unet-a"], root=zoo_dir)
     x = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
@@ -190,3 +196,24 @@ def test_evaluate_command_unknown_name(zoo_dir, photo_dir, capsys):
                  "--methods", "damaged,unet-z", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "unknown method 'unet-z'" in err and "unet-a" in err and "median-clahe" in err
+
+
+def test_validation_photos_are_the_training_split_never_eval(tmp_path):
+    from conftest import save_png
+    from repair.data import split_files
+    from repair.images import find_images
+    from repair.zoo import validation_photos, validation_psnr
+
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        save_png(tmp_path / f"p{i:02d}.png", rng.integers(0, 256, (40 + i, 50), dtype=np.uint8))
+    x = validation_photos(tmp_path, size=32, limit=5)
+    assert x.shape == (2, 1, 32, 32)                        # 10% of 20 photos
+    _, val = split_files(find_images(tmp_path), 0.1, 0)
+    from repair.evaluate import center_square
+    from repair.images import load_gray
+    assert torch.equal(x[0], center_square(load_gray(val[0]), 32))
+    scores = validation_psnr({"damaged": lambda xd, m: xd, "clean?": lambda xd, m: xd * 0}, x)
+    assert set(scores) == {"damaged", "clean?"} and scores["damaged"] > scores["clean?"]
+    with pytest.raises(FileNotFoundError):
+        validation_photos(tmp_path / "missing")
