@@ -53,7 +53,7 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> Callable:
-    from repair.train import add_train_arguments, run_train
+    from repair.train_cli import add_train_arguments, run_train
 
     add_train_arguments(p)
     return run_train

@@ -1,46 +1,33 @@
 """The training loop: one step for the discriminator, one for the generator, and ``fit``.
 
-Recipes are small frozen dataclasses (:data:`RECIPES`):
-
-* ``paper``: the student paper's section II.D exactly - its own networks (softmax discriminator),
-  Adam lr 1e-4, betas (0.5, 0.999), batch 4, BCE-with-logits adversarial loss + L1 (weight 1),
-  10 epochs, the generator stepped before the discriminator, D's loss the mean of its real and fake
-  losses, the best epoch chosen by validation loss;
-* ``pix2pix``: U-Net + conditional PatchGAN, L1 weight 100, Adam lr 2e-4, betas (0.5, 0.999),
-  D stepped first (Isola et al. 2017), best epoch by validation PSNR; batch 4 like the paper's
-  recipe, so both take the same number of steps for the same images (pix2pix itself used 1-10);
-* ablations ``l1`` (the U-Net with the L1 loss only, no discriminator) and ``paper-logit`` (the
-  paper's networks with the discriminator's head fixed: one raw logit).
-
-Command line: ``python -m repair.train --recipe paper`` (also ``repair train``); several
-processes with ``torchrun --nproc_per_node N -m repair.train ...`` (DistributedDataParallel).
+The recipes it runs (the paper's, pix2pix's and two ablations) are in :mod:`repair.recipes`;
+loss-history files and plots in :mod:`repair.history`; the command line in
+:mod:`repair.train_cli`: ``python -m repair.train --recipe paper`` (also ``repair train``), or
+several processes with ``torchrun --nproc_per_node N -m repair.train ...``
+(DistributedDataParallel). Names from those modules are importable from here too.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import dataclasses
-import io
-import json
 import math
-import os
 import time
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from repair.checkpoint import (load_net, net_record, read_checkpoint, release_from, rng_state,
-                               save_checkpoint, set_rng_state)
-from repair.images import atomic_write_bytes
+from repair.checkpoint import (load_net, net_record, read_checkpoint, rng_state, save_checkpoint,
+                               set_rng_state, release_from)
+from repair.history import plot_history, read_history, write_history
+from repair.recipes import RECIPES, Recipe, build_nets, get_recipe, make_optimizers, widths
 
 __all__ = [
     "Recipe", "RECIPES", "get_recipe", "widths", "build_nets", "make_optimizers",
@@ -49,102 +36,8 @@ __all__ = [
     "make_train_loader",
     "validate", "fit", "Callback", "HistoryWriter", "Checkpointer", "TimeLimit", "state_payload",
     "save_state", "load_state", "write_history", "read_history", "plot_history", "pick_device",
-    "init_generator",
-    "add_train_arguments", "run_train", "main",
+    "main",
 ]
-
-
-# ---------------------------------------------------------------- recipes
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One training recipe: which networks, which losses, which optimiser settings.
-
-    Network widths and the crop size come from the profile (:class:`repair.config.Config`);
-    ``max_width`` caps the widths (:func:`widths`).
-    """
-
-    name: str
-    generator: str = "paper-generator"  # "paper-generator" or "unet"
-    discriminator: str | None = "paper-discriminator"  # None: no adversarial loss (L1 only)
-    d_head: str = "softmax"  # paper discriminator head: "softmax" (paper) or "logit" (fix)
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    batch_size: int = 4
-    num_epochs: int = 10
-    l1_weight: float = 1.0
-    adv_weight: float = 1.0
-    g_first: bool = True  # paper: G steps, then D on the same fake; pix2pix: D first
-    best_by: str = "val_loss"  # "val_loss" (lower is better) or "val_psnr" (higher is better)
-    unet_depth: int = 4
-    max_width: int | None = None  # cap on ngf/ndf (the paper's networks: 32, its Figs. 3-4)
-    description: str = ""
-
-
-RECIPES: dict[str, Recipe] = {
-    "paper": Recipe(
-        "paper", max_width=32,
-        description="the paper's networks and section II.D exactly (softmax head fed to "
-        "BCEWithLogitsLoss, L1 weight 1, Adam 1e-4, batch 4, 10 epochs, G before D)"),
-    "paper-logit": Recipe(
-        "paper-logit", d_head="logit", max_width=32,
-        description="the paper's recipe with the discriminator's head fixed: one raw logit for "
-        "BCEWithLogitsLoss"),
-    "pix2pix": Recipe(
-        "pix2pix", generator="unet", discriminator="patch", lr=2e-4, batch_size=4, num_epochs=10,
-        l1_weight=100.0, g_first=False, best_by="val_psnr",
-        description="U-Net + conditional 70x70 PatchGAN, L1 weight 100, Adam 2e-4 (pix2pix)"),
-    "l1": Recipe(
-        "l1", generator="unet", discriminator=None, lr=2e-4, batch_size=4, num_epochs=10,
-        l1_weight=1.0, best_by="val_psnr", description="the U-Net with the L1 loss only"),
-}
-
-
-def get_recipe(name: str | Recipe, **changes: Any) -> Recipe:
-    """A recipe by name (``paper``, ``paper-logit``, ``pix2pix``, ``l1``), with fields changed."""
-    if isinstance(name, Recipe):
-        return dataclasses.replace(name, **changes) if changes else name
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
-    return dataclasses.replace(RECIPES[name], **changes) if changes else RECIPES[name]
-
-
-def widths(recipe: Recipe, ngf: int, ndf: int) -> tuple[int, int]:
-    """The profile's ``(ngf, ndf)``, capped by the recipe (the paper's nets are at most 32 wide)."""
-    cap = recipe.max_width
-    return (ngf, ndf) if cap is None else (min(ngf, cap), min(ndf, cap))
-
-
-def build_nets(recipe: Recipe, ngf: int, ndf: int, image_size: int,
-               device: str | torch.device = "cpu", seed: int = 0
-               ) -> tuple[nn.Module, nn.Module | None]:
-    """``(net_G, net_D)`` of a recipe (``net_D`` None for L1 only), seeded, on ``device``."""
-    from repair.nets import build_discriminator, build_generator
-
-    torch.manual_seed(seed)
-    if recipe.generator == "unet":
-        net_G = build_generator("unet", ngf=ngf, depth=recipe.unet_depth)
-    else:
-        net_G = build_generator(recipe.generator, ngf=ngf)
-    net_D = None
-    if recipe.discriminator == "paper-discriminator":
-        net_D = build_discriminator("paper-discriminator", ndf=ndf, image_size=image_size,
-                                    head=recipe.d_head)
-    elif recipe.discriminator is not None:
-        net_D = build_discriminator(recipe.discriminator, ndf=ndf)
-    memory = torch.channels_last if torch.device(device).type == "cuda" else torch.preserve_format
-    net_G = net_G.to(device, memory_format=memory)
-    return net_G, (net_D.to(device, memory_format=memory) if net_D is not None else None)
-
-
-def make_optimizers(recipe: Recipe, net_G: nn.Module, net_D: nn.Module | None
-                    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    """Adam for each network with the recipe's learning rate and betas."""
-    opt_G = torch.optim.Adam(net_G.parameters(), lr=recipe.lr, betas=recipe.betas)
-    opt_D = torch.optim.Adam(net_D.parameters(), lr=recipe.lr, betas=recipe.betas) \
-        if net_D is not None else None
-    return opt_G, opt_D
 
 
 # ---------------------------------------------------------------- one step per network
@@ -545,90 +438,6 @@ def load_state(path: str | os.PathLike, state: TrainState | None = None,
     return state
 
 
-def write_history(history: dict[str, list], folder: str | os.PathLike) -> list[Path]:
-    """Write ``history.json`` and ``steps.csv`` / ``epochs.csv`` into ``folder`` (atomically)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "history.json"]
-    atomic_write_bytes(written[0], json.dumps(history, indent=0).encode())
-    for name in ("steps", "epochs"):
-        rows = history.get(name, [])
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_bytes(folder / f"{name}.csv", text.getvalue().encode())
-        written.append(folder / f"{name}.csv")
-    return written
-
-
-def read_history(path: str | os.PathLike) -> dict[str, list]:
-    """The loss history from a ``history.json``, a folder holding one, or a checkpoint file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "history.json"
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    return read_checkpoint(path)["history"]
-
-
-def plot_history(history: dict[str, list], title: str = "", axes=None, smooth: int = 50,
-                 best_epoch: int | None = None):
-    """The paper's Fig. 6 and more: per-iteration losses (smoothed) and validation per epoch.
-
-    Args:
-        history: ``{"steps": [...], "epochs": [...]}`` as :func:`fit` records it.
-        title: prefix of the panel titles.
-        axes: two matplotlib axes to draw into (default: a new 1x2 figure).
-        smooth: window of the running mean drawn over the raw per-iteration losses.
-        best_epoch: mark this epoch (the one kept) with a vertical line.
-
-    Returns the figure: loss_G (left axis) and loss_D (right axis) per iteration; validation
-    loss_G and the PSNR of output and damaged input per epoch.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    fig = axes[0].figure
-    steps = history.get("steps", [])
-    lines = []
-    for ax, key, color in ((axes[0], "loss_G", "C0"), (axes[0].twinx(), "loss_D", "C1")):
-        values = np.array([row.get(key, np.nan) for row in steps], dtype=float)
-        if not len(values) or np.all(np.isnan(values)):
-            ax.set_yticks([])
-            continue
-        k = max(1, min(smooth, len(values) // 5 or 1))
-        trend = np.convolve(values, np.ones(k) / k, mode="valid")
-        ax.plot(np.arange(len(values)) + 1, values, color=color, alpha=0.2, lw=0.5)
-        lines += ax.plot(np.arange(len(trend)) + k, trend, color=color,
-                         label=f"{key} (mean of {k})")
-        ax.set_ylabel(key, color=color)
-    axes[0].set(xlabel="iteration", title=f"{title} training".strip())
-    if lines:
-        axes[0].legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper right")
-    epochs = history.get("epochs", [])
-    if epochs and "val_loss" in epochs[0]:
-        x = [row["epoch"] for row in epochs]
-        ax, twin = axes[1], axes[1].twinx()
-        lines = ax.plot(x, [row["val_loss"] for row in epochs], "o-", label="validation loss_G")
-        lines += twin.plot(x, [row["val_psnr"] for row in epochs], "s--", color="C2",
-                           label="PSNR output")
-        lines.append(twin.axhline(epochs[0]["val_psnr_damaged"], color="C3", ls=":",
-                                  label="PSNR damaged input"))
-        if best_epoch is not None:
-            lines.append(ax.axvline(best_epoch, color="0.5", lw=3, alpha=0.3, label="kept epoch"))
-        ax.set(xlabel="epoch", ylabel="validation loss", title=f"{title} validation".strip())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        twin.set_ylabel("PSNR (dB)")
-        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, ncol=2, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.2))
-    fig.tight_layout()
-    return fig
-
-
 class HistoryWriter(Callback):
     """Writes the loss history (JSON + CSV) to ``folder`` after every epoch and at the end."""
 
@@ -678,7 +487,7 @@ class Checkpointer(Callback):
         save_state(state, self.folder / "last.pt")
 
 
-# ---------------------------------------------------------------- devices, DDP, command line
+# ---------------------------------------------------------------- devices
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -695,183 +504,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """Join the process group when launched by torchrun; return (rank, world, device)."""
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, device
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return dist.get_rank(), dist.get_world_size(), device
-
-
-def wrap_ddp(state: TrainState, device: torch.device) -> None:
-    """Wrap ``state``'s networks in DistributedDataParallel (gradients averaged over processes)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    ids = [device.index] if device.type == "cuda" else None
-    state.net_G = DDP(state.net_G, device_ids=ids)
-    if state.net_D is not None:
-        state.net_D = DDP(state.net_D, device_ids=ids)
-
-
-def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``repair train``'s options to a parser."""
-    p.add_argument("--recipe", default="paper", choices=list(RECIPES),
-                   help="paper (the paper exactly), pix2pix (U-Net + PatchGAN), l1 (U-Net, L1 "
-                        "only) or paper-logit (paper with the discriminator head fixed)")
-    p.add_argument("--profile", default=None, help="tiny, book or paper (default: $REPAIR_PROFILE "
-                                                   "or book); sets widths, crop size, data source")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--data", help="folder of clean photos (default: the profile's source)")
-    source.add_argument("--imagenette", metavar="ROOT", help="train on Imagenette under ROOT")
-    p.add_argument("--download", action="store_true", help="download Imagenette if missing")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, help="batch size per process (default: the recipe's)")
-    p.add_argument("--image-size", type=int, help="crop size (default: the profile's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
-    p.add_argument("--max-steps", type=int, help="stop after this many steps")
-    p.add_argument("--max-images", type=int, help="stop after this many training images")
-    p.add_argument("--num-images", type=int,
-                   help="train on a seeded random N of the training photos")
-    p.add_argument("--epoch-photos", type=int, metavar="N",
-                   help="each epoch visits a fresh seeded random N of the training photos")
-    p.add_argument("--val-limit", type=int, help="validate on the first N validation photos")
-    p.add_argument("--val-size", type=int, help="side of the validation crops (default: "
-                                                "the training crop size)")
-    p.add_argument("--scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="shrink training photos by a random factor in [LOW, HIGH] before "
-                        "cropping (e.g. 0.5 1: photos resized for the network)")
-    p.add_argument("--jitter", action="store_true",
-                   help="vary the damage per pair: each damage off 1 time in 4, else 0.5-1.5x")
-    p.add_argument("--mix", default="paper", choices=["paper", "daguerreotype"],
-                   help="damage mix: the paper's four damages, or those plus plate damages")
-    p.add_argument("--init", metavar="CHECKPOINT",
-                   help="fine-tune: start the generator from this checkpoint's weights")
-    p.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
-    p.add_argument("--workers", type=int, help="data loader workers (default: the profile's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and damage")
-    p.add_argument("--time-limit", type=float, metavar="SECONDS",
-                   help="stop cleanly after this many seconds (checkpoint saved)")
-    p.add_argument("--save-every", type=int, help="also save OUT/last.pt every N steps")
-    p.add_argument("--keep-epochs", action="store_true", help="keep one checkpoint per epoch")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def init_generator(state: TrainState, path: str | os.PathLike) -> None:
-    """Copy the generator weights of a checkpoint into ``state`` (fine-tuning).
-
-    Raises:
-        ValueError: the checkpoint's generator has another architecture than the recipe's.
-    """
-    from repair.checkpoint import load_generator
-
-    source = load_generator(path, eval_mode=False)
-    target = _plain(state.net_G)
-    mine, theirs = getattr(target, "hparams", {}), getattr(source, "hparams", {})
-    if type(source) is not type(target) or mine != theirs:
-        raise ValueError(f"{path}: its generator is {type(source).__name__}{theirs}, but this "
-                         f"recipe trains {type(target).__name__}{mine}; pick a checkpoint of the "
-                         f"same recipe and widths (e.g. --recipe and --profile as it was trained)")
-    target.load_state_dict(source.state_dict())
-    state.settings["init"] = str(path)
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``repair train`` with parsed arguments; returns the exit status."""
-    from torch.utils.data import Subset
-
-    from repair.config import get_config
-    from repair.damage import MIXES
-    from repair.data import make_datasets
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    rank, world, device = _distributed(device)
-    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
-    overrides: dict[str, Any] = {}
-    if args.imagenette:
-        overrides.update(source="imagenette", extra={"download": args.download})
-    elif args.data:
-        overrides["source"] = "folder"
-    if args.image_size is not None:
-        overrides["image_size"] = args.image_size
-    cfg = get_config(args.profile, **overrides)
-    train_ds, val_ds = make_datasets(cfg, root=args.imagenette or args.data, seed=args.seed,
-                                     damage_kwargs=MIXES[args.mix], scale=args.scale,
-                                     jitter=args.jitter, val_size=args.val_size)
-    if args.num_images and args.num_images < len(train_ds):   # a seeded random subset of photos
-        keep = np.sort(np.random.default_rng(args.seed).choice(len(train_ds), args.num_images,
-                                                                replace=False))
-        train_ds.photos = [train_ds.photos[i] for i in keep]
-    if args.val_limit:
-        val_ds = Subset(val_ds, range(min(args.val_limit, len(val_ds))))
-    out = Path(args.out)
-    batch_size = args.batch_size or recipe.batch_size
-    num_epochs = args.epochs or (recipe.num_epochs if cfg.max_steps is None else cfg.num_epochs)
-    settings = {"profile": cfg.profile, "source": cfg.source, "data": str(args.imagenette or
-                args.data or ""), "batch_size": batch_size, "num_epochs": num_epochs,
-                "train_photos": len(train_ds), "val_photos": len(val_ds), "world": world,
-                "mix": args.mix, "scale": args.scale, "jitter": args.jitter,
-                "epoch_photos": args.epoch_photos, "val_size": args.val_size, "init": args.init}
-    state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), cfg.image_size, device, args.seed,
-                      **settings)
-    if args.init and not (args.resume and (out / "last.pt").exists()):
-        init_generator(state, args.init)
-    if args.resume:
-        if (out / "last.pt").exists():
-            load_state(out / "last.pt", state, device)
-            if rank == 0 and not args.quiet:
-                print(f"resuming {out / 'last.pt'} at epoch {state.epoch}, step "
-                      f"{state.global_step}")
-        elif rank == 0:
-            print(f"nothing to resume in {out}: starting afresh")
-    if world > 1:
-        wrap_ddp(state, device)
-    callbacks: list[Callback] = []
-    if rank == 0:
-        callbacks = [HistoryWriter(out), Checkpointer(out, args.save_every, args.keep_epochs)]
-    if args.time_limit:
-        callbacks.append(TimeLimit(args.time_limit))
-    start = time.time()
-    max_steps = args.max_steps if args.max_steps is not None else cfg.max_steps
-    fit(state, train_ds, val_ds, num_epochs=num_epochs, batch_size=batch_size,
-        max_steps=max_steps, max_images=args.max_images, device=device,
-        amp=not args.no_amp, num_workers=cfg.num_workers if args.workers is None else args.workers,
-        seed=args.seed, callbacks=callbacks, progress=not args.quiet, rank=rank, world=world,
-        epoch_size=args.epoch_photos)
-    if rank == 0:
-        best = state.best
-        summary = {"recipe": recipe.name, "epochs": state.epoch, "steps": state.global_step,
-                   "images_seen": state.images_seen, "wall_s": round(time.time() - start, 1),
-                   "best": best}
-        atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
-        if not args.quiet:
-            print(json.dumps(summary))
-    if world > 1:
-        import torch.distributed as dist
-        dist.barrier()
-        dist.destroy_process_group()
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m repair.train``: the same options as ``repair train``."""
-    parser = add_train_arguments(argparse.ArgumentParser(
-        prog="python -m repair.train", description="Train a restoration GAN (chapter 03)."))
-    return run_train(parser.parse_args(argv))
+    """``python -m repair.train``: the options of ``repair train`` (:mod:`repair.train_cli`)."""
+    from repair.train_cli import main as cli_main
 
+    return cli_main(argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

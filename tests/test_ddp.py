@@ -20,8 +20,8 @@ WORKER = textwrap.dedent("""
     import torch
     import torch.distributed as dist
     from repair.data import PairedDataset
-    from repair.train import (TimeLimit, _distributed, add_train_arguments, fit, new_state,
-                              run_train, wrap_ddp)
+    from repair.train import TimeLimit, fit, new_state
+    from repair.train_cli import _distributed, add_train_arguments, run_train, wrap_ddp
     from tests.test_train import SIZE, photos
 
     torch.set_num_threads(1)

@@ -12,9 +12,10 @@ import torch
 
 from repair.data import PairedDataset
 from repair.nets import REAL
-from repair.train import (RECIPES, Callback, EpochSampler, adversarial_loss, add_train_arguments,
-                          fit, get_recipe, new_state, pick_device, plot_history, read_history,
-                          run_train, update_D, update_G, validate, write_history)
+from repair.train import (RECIPES, Callback, EpochSampler, adversarial_loss, fit, get_recipe,
+                          new_state, pick_device, plot_history, read_history, update_D, update_G,
+                          validate, write_history)
+from repair.train_cli import add_train_arguments, run_train
 
 SIZE = 32
 
@@ -278,7 +279,8 @@ def test_fit_with_epoch_size_validates_after_that_many_images():
 
 def test_init_generator_fine_tunes_from_a_checkpoint_of_the_same_architecture(tmp_path):
     from repair.checkpoint import release_from, save_checkpoint
-    from repair.train import init_generator, state_payload
+    from repair.train import state_payload
+    from repair.train_cli import init_generator
 
     donor = small_state("pix2pix", seed=1)
     save_checkpoint(tmp_path / "G.pt", release_from(state_payload(donor)))

@@ -1,0 +1,100 @@
+"""Loss histories of training runs: ``history.json``, CSV tables, and the paper's Fig. 6 as a plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from repair.checkpoint import read_checkpoint
+from repair.images import atomic_write_bytes
+
+__all__ = ["write_history", "read_history", "plot_history"]
+
+
+def write_history(history: dict[str, list], folder: str | os.PathLike) -> list[Path]:
+    """Write ``history.json`` and ``steps.csv`` / ``epochs.csv`` into ``folder`` (atomically)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "history.json"]
+    atomic_write_bytes(written[0], json.dumps(history, indent=0).encode())
+    for name in ("steps", "epochs"):
+        rows = history.get(name, [])
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(folder / f"{name}.csv", text.getvalue().encode())
+        written.append(folder / f"{name}.csv")
+    return written
+
+
+def read_history(path: str | os.PathLike) -> dict[str, list]:
+    """The loss history from a ``history.json``, a folder holding one, or a checkpoint file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "history.json"
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    return read_checkpoint(path)["history"]
+
+
+def plot_history(history: dict[str, list], title: str = "", axes=None, smooth: int = 50,
+                 best_epoch: int | None = None):
+    """The paper's Fig. 6 and more: per-iteration losses (smoothed) and validation per epoch.
+
+    Args:
+        history: ``{"steps": [...], "epochs": [...]}`` as :func:`fit` records it.
+        title: prefix of the panel titles.
+        axes: two matplotlib axes to draw into (default: a new 1x2 figure).
+        smooth: window of the running mean drawn over the raw per-iteration losses.
+        best_epoch: mark this epoch (the one kept) with a vertical line.
+
+    Returns the figure: loss_G (left axis) and loss_D (right axis) per iteration; validation
+    loss_G and the PSNR of output and damaged input per epoch.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = axes[0].figure
+    steps = history.get("steps", [])
+    lines = []
+    for ax, key, color in ((axes[0], "loss_G", "C0"), (axes[0].twinx(), "loss_D", "C1")):
+        values = np.array([row.get(key, np.nan) for row in steps], dtype=float)
+        if not len(values) or np.all(np.isnan(values)):
+            ax.set_yticks([])
+            continue
+        k = max(1, min(smooth, len(values) // 5 or 1))
+        trend = np.convolve(values, np.ones(k) / k, mode="valid")
+        ax.plot(np.arange(len(values)) + 1, values, color=color, alpha=0.2, lw=0.5)
+        lines += ax.plot(np.arange(len(trend)) + k, trend, color=color,
+                         label=f"{key} (mean of {k})")
+        ax.set_ylabel(key, color=color)
+    axes[0].set(xlabel="iteration", title=f"{title} training".strip())
+    if lines:
+        axes[0].legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="upper right")
+    epochs = history.get("epochs", [])
+    if epochs and "val_loss" in epochs[0]:
+        x = [row["epoch"] for row in epochs]
+        ax, twin = axes[1], axes[1].twinx()
+        lines = ax.plot(x, [row["val_loss"] for row in epochs], "o-", label="validation loss_G")
+        lines += twin.plot(x, [row["val_psnr"] for row in epochs], "s--", color="C2",
+                           label="PSNR output")
+        lines.append(twin.axhline(epochs[0]["val_psnr_damaged"], color="C3", ls=":",
+                                  label="PSNR damaged input"))
+        if best_epoch is not None:
+            lines.append(ax.axvline(best_epoch, color="0.5", lw=3, alpha=0.3, label="kept epoch"))
+        ax.set(xlabel="epoch", ylabel="validation loss", title=f"{title} validation".strip())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        twin.set_ylabel("PSNR (dB)")
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, ncol=2, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2))
+    fig.tight_layout()
+    return fig
