@@ -75,7 +75,7 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--model", default=None,
-                   help="shipped weights by name (default: pix2pix-book-long; see "
+                   help="shipped weights by name (default: pix2pix-book-varied; see "
                         "checkpoints/MANIFEST.md) or a classical method (median-clahe, "
                         "inpaint-sharpen)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",

@@ -29,7 +29,7 @@ from repair.images import atomic_write_bytes, from_unit, read_image, to_unit
 
 __all__ = ["DEFAULT_MODEL", "Restorer", "as_restorer", "restore_plane", "restore_pil", "restore_files"]
 
-DEFAULT_MODEL = "pix2pix-book-long"
+DEFAULT_MODEL = "pix2pix-book-varied"
 """The shipped restorer used when no model is named: U-Net + PatchGAN, the longest CPU run."""
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
