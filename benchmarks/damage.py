@@ -6,7 +6,6 @@
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from repair import damage as D

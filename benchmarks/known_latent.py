@@ -1,7 +1,7 @@
 """The known-latent experiment of chapter 05 over many faces: does each inversion phase help?
 
 Samples ``w*`` from the generator, renders ``x* = G(w*)``, damages it (the notebook's mild mix at
-64 px), inverts it through the three phases W, W+, W++ with f̂ given the mask (the published
+64 px, repair.damage.MILD_MIX), inverts it through the three phases W, W+, W++ with f̂ given the mask (the published
 setting) and prints PSNR / SSIM to ``x*`` after each phase: mean, standard deviation, the share of
 faces each phase improved, and PSNR inside and outside the damage mask (inside, the photo says
 nothing, so a rise there is the generator's prior at work; a fall in W++ is over-fitting).
@@ -20,18 +20,9 @@ import torch
 
 from repair import damage as D
 from repair import metrics
-from repair.images import to_unit
+from repair.damage import MILD_MIX
 from repair.inversion import DEFAULT_GENERATOR, PHASES, Degradation, invert, resolve_generator
 from repair.stylegan import to_gray
-
-MILD_MIX = {"blur": 0.2, "splotches": 0.3, "cracks": 0.25, "contrast": 0.4}  # notebook 05 at 64 px
-
-
-def masked_psnr(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """PSNR per image (dB, on [0, 1]) over the pixels where ``m`` is True."""
-    se = ((to_unit(x) - to_unit(y)) ** 2 * m).sum(dim=[1, 2, 3])
-    return 10 * torch.log10(m.sum(dim=[1, 2, 3]).clamp(min=1) / se.clamp(min=1e-10))
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -68,8 +59,8 @@ def main() -> None:
     outs = [torch.cat(s) for s in stages]
     psnr = [np.asarray(metrics.psnr(x, x_star)).reshape(-1) for x in outs]
     ssim = [np.asarray(metrics.ssim(x, x_star)).reshape(-1) for x in outs]
-    inside = [masked_psnr(x, x_star, mask).numpy() for x in outs]
-    outside = [masked_psnr(x, x_star, ~mask).numpy() for x in outs]
+    inside = [metrics.masked_psnr(x, x_star, mask).numpy() for x in outs]
+    outside = [metrics.masked_psnr(x, x_star, ~mask).numpy() for x in outs]
 
     print(f"\n{args.faces} known-latent faces from {args.checkpoint}, steps "
           f"{'+'.join(map(str, args.steps))}, mix {MILD_MIX}, f̂ given the mask; "

@@ -19,9 +19,8 @@ import time
 import cv2
 import torch
 
-from repair import zoo
 from repair.config import data_root
-from repair.evaluate import builtin_methods, evaluate, format_table, resolve_methods, save_json
+from repair.evaluate import builtin_methods, evaluate, format_table, save_json, select_methods
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     start = time.perf_counter()
     try:
-        found = zoo.available_models(args.checkpoints)
-        learned = [n for n in found if args.methods is None or n in args.methods]
-        methods = resolve_methods(args.methods, extra=zoo.learned_methods(
-            learned, root=args.checkpoints) if learned else {})
+        methods = select_methods(args.methods, args.checkpoints)
         results = evaluate(args.clean, methods, seed=args.seed, per_damage=args.per_damage,
                            limit=args.limit, size=args.size)
     except (FileNotFoundError, ValueError) as err:

@@ -32,7 +32,8 @@ from repair.damage import DAMAGES, PAPER_MIX, damage
 from repair.images import atomic_write_bytes, find_images, load_gray
 
 __all__ = [
-    "Method", "builtin_methods", "wrap_generator", "resolve_methods", "center_square",
+    "Method", "builtin_methods", "wrap_generator", "resolve_methods", "select_methods",
+    "center_square",
     "load_clean_images", "damage_settings", "evaluate", "format_table", "save_json",
     "add_evaluate_arguments", "run_evaluate",
 ]
@@ -345,14 +346,22 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     return parser
 
 
-def _learned(names: list[str] | None, args: argparse.Namespace,
-             extra_methods: Mapping[str, Method] | None) -> dict[str, Method]:
-    """The trained generators that ``names`` asks for (``None``: all of them), as methods."""
+def select_methods(names: list[str] | None = None, checkpoints: str | Path | None = None,
+                   device: str = "cpu", extra: Mapping[str, Method] | None = None
+                   ) -> dict[str, Method]:
+    """The methods ``names`` asks for (``None``: every built-in, extra and trained one).
+
+    Names are looked up among the built-in methods, ``extra`` and the trained generators that
+    :mod:`repair.zoo` finds in ``checkpoints`` (default: the repository's ``checkpoints/``, else
+    ``$REPAIR_CHECKPOINTS``); only the generators asked for are loaded, onto ``device``.
+
+    Raises:
+        ValueError: a name that is none of these.
+    """
     from repair import zoo
 
-    root = getattr(args, "checkpoints", None)
-    found = zoo.available_models(root)
-    known = {**builtin_methods(), **(extra_methods or {})}
+    found = zoo.available_models(checkpoints)
+    known = {**builtin_methods(), **(extra or {})}
     if names is None:
         wanted = [n for n in found if n not in known]
     else:
@@ -361,10 +370,10 @@ def _learned(names: list[str] | None, args: argparse.Namespace,
             raise ValueError(
                 f"unknown method {', '.join(map(repr, unknown))}: choose from "
                 f"{', '.join([*known, *found])} (trained generators come from "
-                f"{root or 'checkpoints/ or $' + zoo.ENV_FALLBACK}; see --checkpoints)")
+                f"{checkpoints or 'checkpoints/ or $' + zoo.ENV_FALLBACK}; see --checkpoints)")
         wanted = [n for n in dict.fromkeys(names) if n in found and n not in known]
-    device = getattr(args, "device", "cpu")
-    return zoo.learned_methods(wanted, device=device, root=root) if wanted else {}
+    learned = zoo.learned_methods(wanted, device=device, root=checkpoints) if wanted else {}
+    return resolve_methods(names, extra={**learned, **(extra or {})})
 
 
 def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] | None = None) -> int:
@@ -381,8 +390,8 @@ def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] |
     try:
         names = None if args.methods is None else [n for arg in args.methods
                                                     for n in arg.split(",") if n]
-        learned = _learned(names, args, extra_methods)
-        methods = resolve_methods(names, extra={**learned, **(extra_methods or {})})
+        methods = select_methods(names, getattr(args, "checkpoints", None),
+                                 getattr(args, "device", "cpu"), extra_methods)
         results = evaluate(clean, methods, seed=args.seed, per_damage=args.per_damage,
                            limit=args.limit, size=args.size,
                            progress=not getattr(args, "no_progress", False))

@@ -26,7 +26,7 @@ import torch
 from repair.images import to_unit
 
 __all__ = [
-    "PSNR_MAX", "LPIPSUnavailable", "psnr", "ssim", "edge_ratio", "image_scores",
+    "PSNR_MAX", "LPIPSUnavailable", "psnr", "masked_psnr", "ssim", "edge_ratio", "image_scores",
     "lpips_status", "lpips_available", "lpips",
 ]
 
@@ -107,6 +107,25 @@ def psnr(x_restored: torch.Tensor, x_clean: torch.Tensor) -> float | torch.Tenso
     """
     restored, clean = _pair(x_restored, x_clean)
     return _per_image([_psnr_one(r, c) for r, c in zip(restored, clean)], x_restored)
+
+
+def masked_psnr(x_restored: torch.Tensor, x_clean: torch.Tensor, mask: torch.Tensor
+                ) -> torch.Tensor:
+    """PSNR in dB on ``[0, 1]`` over only the pixels where ``mask`` is True, per image.
+
+    Inside a damage mask it measures what a restorer invented; outside it, what it kept.
+
+    Args:
+        x_restored, x_clean: ``(B, 1, H, W)`` in ``[-1, 1]``.
+        mask: bool ``(B, 1, H, W)`` (or broadcastable to it).
+
+    Returns:
+        a tensor ``(B,)``; an image whose mask is empty, or whose masked pixels are exact, gets a
+        large finite value (the squared error is floored at 1e-10).
+    """
+    error = ((to_unit(x_restored) - to_unit(x_clean)) ** 2 * mask).sum(dim=[1, 2, 3])
+    count = mask.expand_as(x_clean).sum(dim=[1, 2, 3]).clamp(min=1)
+    return 10 * torch.log10(count / error.clamp(min=1e-10))
 
 
 def ssim(x_restored: torch.Tensor, x_clean: torch.Tensor) -> float | torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from repair.damage import MIXES
 from repair.images import atomic_write_bytes
 from repair.recipes import RECIPES, get_recipe, widths
 from repair.train import (Callback, Checkpointer, HistoryWriter, TimeLimit, TrainState, _plain,
@@ -80,7 +81,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "cropping (e.g. 0.5 1: photos resized for the network)")
     p.add_argument("--jitter", action="store_true",
                    help="vary the damage per pair: each damage off 1 time in 4, else 0.5-1.5x")
-    p.add_argument("--mix", default="paper", choices=["paper", "daguerreotype"],
+    p.add_argument("--mix", default="paper", choices=list(MIXES),
                    help="damage mix: the paper's four damages, or those plus plate damages")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="fine-tune: start the generator from this checkpoint's weights")
@@ -123,7 +124,6 @@ def run_train(args: argparse.Namespace) -> int:
     from torch.utils.data import Subset
 
     from repair.config import get_config
-    from repair.damage import MIXES
     from repair.data import make_datasets
 
     if args.threads:

@@ -97,3 +97,17 @@ def test_lpips_is_skipped_clearly_without_weights(monkeypatch, tmp_path):
         metrics.lpips(photo(), photo())
     with pytest.raises(ValueError, match="backbone"):
         metrics.lpips_status("resnet")
+
+
+def test_masked_psnr_scores_only_the_masked_pixels():
+    from repair.metrics import masked_psnr
+
+    clean = torch.zeros(2, 1, 8, 8)
+    restored = clean.clone()
+    restored[:, :, :4] = 1.0                          # top half wrong by 1 (0.5 on [0, 1])
+    top = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    top[:, :, :4] = True
+    assert torch.allclose(masked_psnr(restored, clean, top), torch.full((2,), 10 * math.log10(4)))
+    assert (masked_psnr(restored, clean, ~top) > 90).all()          # exact there: floored error
+    whole = masked_psnr(restored, clean, torch.ones_like(top))
+    assert torch.allclose(whole.double(), torch.as_tensor(metrics.psnr(restored, clean)), atol=1e-3)
