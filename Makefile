@@ -7,13 +7,14 @@ STAMP      := $(VENV)/.installed
 NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PAPER_OUT  ?= _build/paper
 
-.PHONY: help venv test unit book notebooks paper bench clean
+.PHONY: help venv test unit book notebooks paper paper-smoke bench clean
 
 help:
 	@echo "make test       unit tests + notebooks (nbval, tiny profile) + book build (-W, tiny)"
 	@echo "make book       execute the notebooks at the book profile and build _build/html"
 	@echo "make notebooks  re-execute notebooks/ in place at the book profile (committed outputs)"
 	@echo "make paper      run every notebook at the paper profile with papermill (GPU machine)"
+	@echo "make paper-smoke  the paper profile of every notebook, shrunk, on local stand-ins (CPU)"
 	@echo "make bench      run the benchmarks/ scripts and print their figures"
 
 venv: $(STAMP)
@@ -27,10 +28,13 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	REPAIR_PROFILE=tiny $(PY) -m pytest --nbval-lax tests notebooks
+	REPAIR_PROFILE=tiny $(PY) -m pytest --nbval-lax -m "not paper" tests notebooks
 
 unit: $(STAMP)
-	REPAIR_PROFILE=tiny $(PY) -m pytest -m "not book" tests
+	REPAIR_PROFILE=tiny $(PY) -m pytest -m "not book and not paper" tests
+
+paper-smoke: $(STAMP)
+	$(PY) -m pytest -m paper tests/test_paper_profile.py
 
 book: $(STAMP)
 	REPAIR_PROFILE=book $(VENV)/bin/jupyter-book build -W -n --keep-going .

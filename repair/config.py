@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Config", "PROFILES", "get_config", "default_profile", "data_root"]
+__all__ = ["Config", "PROFILES", "get_config", "default_profile", "data_root", "imagenette_root"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ PROFILES: dict[str, Config] = {
 
 
 def default_profile() -> str:
-    """``$REPAIR_PROFILE`` if set, else ``tiny`` under CI (``$CI`` set), else ``book``."""
-    return os.environ.get("REPAIR_PROFILE") or ("tiny" if os.environ.get("CI") else "book")
+    """``$REPAIR_PROFILE`` if set, else ``tiny`` under CI (``$CI`` set, to anything: the same rule
+    as the notebooks' ``parameters`` cells), else ``book``."""
+    return os.environ.get("REPAIR_PROFILE") or ("tiny" if "CI" in os.environ else "book")
 
 
 def get_config(profile: str | None = None, **overrides) -> Config:
@@ -88,3 +89,9 @@ def data_root() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def imagenette_root() -> Path:
+    """Where the ``paper`` profile keeps Imagenette (``imagenette2/`` is downloaded into it once):
+    ``$REPAIR_IMAGENETTE``, else ``~/data``."""
+    return Path(os.environ.get("REPAIR_IMAGENETTE") or "~/data").expanduser()

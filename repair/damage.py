@@ -4,7 +4,9 @@ Every single damage is a function ``f(x, strength, rng)`` of an image tensor ``x
 ``(B, 1, H, W)``, values in ``[-1, 1]``), a strength in ``[0, 1]`` (0 leaves the image untouched) and
 a NumPy random generator. :func:`damage` composes them in the paper's order (blur, splotches,
 cracks, contrast) from one seed and also returns the mask of pixels that splotches and cracks
-covered. Sizes are in pixels and were chosen for 256x256 photos, the paper's size.
+covered. Stain sizes and crack lengths scale with the image's side; the blur's sigma (at most
+:data:`MAX_BLUR_SIGMA` px) and crack widths (1-2 px) are in pixels, chosen for 256x256 photos, the
+paper's size, so on small images they weigh more.
 """
 
 from __future__ import annotations

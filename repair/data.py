@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from repair.config import Config, data_root
+from repair.config import Config, data_root, imagenette_root
 from repair.damage import PAPER_MIX, damage, random_mix
 from repair.images import ImageError, find_images, from_unit, load_gray
 
@@ -227,9 +227,8 @@ def _photo_list(cfg: Config, root: str | os.PathLike | None, split: str, progres
     if cfg.source == "skimage":
         return skimage_photos()
     if cfg.source == "imagenette":
-        if root is None:
-            raise ValueError("the imagenette source needs a root folder (e.g. --imagenette ~/data)")
-        return imagenette_files(root, split=split, download=cfg.extra.get("download", False))
+        return imagenette_files(imagenette_root() if root is None else root, split=split,
+                                download=cfg.extra.get("download", False))
     if cfg.source == "folder":
         folder = Path(root) if root is not None else data_root() / "train"
         files, bad = check_images(find_images(folder), progress=progress)

@@ -33,11 +33,12 @@ from repair.checkpoint import committed_folder
 
 __all__ = ["COMMITTED", "ENV_FALLBACK", "RUN_FILE", "UnknownModelError", "models_in", "available_models",
            "load_models", "learned_methods", "model_info", "epoch_history", "validation_photos",
-           "validation_psnr"]
+           "validation_psnr", "PAPER_RUNS", "profile_folder"]
 
 COMMITTED = committed_folder()  # the committed small weights
 ENV_FALLBACK = "REPAIR_CHECKPOINTS"
 RUN_FILE = "G_best.pt"  # the generator-only checkpoint a training run keeps for its best epoch
+PAPER_RUNS = Path("runs/03")  # where chapter 03 trains (its OUT), relative to notebooks/
 
 Folders = str | os.PathLike | Sequence[str | os.PathLike] | None
 
@@ -96,6 +97,18 @@ def models_in(folder: str | os.PathLike) -> dict[str, Path]:
             found.setdefault(path.parent.name, path)
         found = dict(sorted(found.items()))
     return {name: path for name, path in found.items() if _is_restorer(path)}
+
+
+def profile_folder(profile: str, folder: str | os.PathLike | None = None) -> Path | None:
+    """The root folder a notebook compares at ``profile``: ``folder`` if given; at ``paper``,
+    chapter 03's runs (:data:`PAPER_RUNS`, relative to the working folder) when they hold a
+    generator, so chapters 04 and 06 measure what chapter 03 trained; else None (``checkpoints/``).
+    """
+    if folder is not None:
+        return Path(folder).expanduser()
+    if profile == "paper" and models_in(PAPER_RUNS):
+        return PAPER_RUNS
+    return None
 
 
 def _fallback_folders(fallback: Folders) -> list[Path]:

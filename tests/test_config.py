@@ -1,9 +1,10 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from repair.config import PROFILES, data_root, default_profile, get_config
+from repair.config import PROFILES, data_root, default_profile, get_config, imagenette_root
 
 
 def test_three_profiles_with_the_same_fields():
@@ -26,6 +27,8 @@ def test_default_profile_follows_environment(monkeypatch):
     monkeypatch.delenv("REPAIR_PROFILE", raising=False)
     monkeypatch.setenv("CI", "true")
     assert default_profile() == "tiny"
+    monkeypatch.setenv("CI", "")          # set at all, as the notebooks test it
+    assert default_profile() == "tiny"
     monkeypatch.delenv("CI")
     assert default_profile() == "book"
     monkeypatch.setenv("REPAIR_PROFILE", "paper")
@@ -42,3 +45,10 @@ def test_import_has_no_side_effects():
             "print(sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_imagenette_root_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("REPAIR_IMAGENETTE", str(tmp_path))
+    assert imagenette_root() == tmp_path
+    monkeypatch.delenv("REPAIR_IMAGENETTE")
+    assert imagenette_root() == Path("~/data").expanduser()

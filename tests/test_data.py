@@ -7,6 +7,7 @@ from repair.data import (PairedDataset, check_images, fit_size, imagenette_files
                          make_loader, skimage_photos, split_files)
 
 from conftest import save_png
+from fakes import fake_imagenette
 
 
 def test_skimage_photos_need_no_files():
@@ -80,17 +81,8 @@ def test_loader_with_workers_matches_single_process(photo):
     assert all(torch.equal(a, b) for a, b in zip(serial, parallel)) and len(serial) == 3
 
 
-def _fake_imagenette(root, counts):
-    rng = np.random.default_rng(0)
-    for split, n in counts.items():
-        for wnid in ("n01440764", "n03028079"):
-            for i in range(n):
-                save_png(root / "imagenette2" / split / wnid / f"{wnid}_{i}.JPEG",
-                         rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
-
-
 def test_imagenette_layout_from_a_fake_folder(tmp_path):
-    _fake_imagenette(tmp_path, {"train": 3, "val": 2})
+    fake_imagenette(tmp_path, {"train": 3, "val": 2})
     files = imagenette_files(tmp_path, "train")
     assert len(files) == 6 and all(f.suffix == ".JPEG" for f in files)
     cfg = get_config("paper").replace(image_size=64, num_workers=0)
@@ -98,6 +90,16 @@ def test_imagenette_layout_from_a_fake_folder(tmp_path):
     assert len(train) == 6 and len(val) == 4
     x_clean, x_damaged, _ = val[0]
     assert x_clean.shape == (1, 64, 64)  # the whole photo resized, as the paper did
+
+
+def test_imagenette_root_defaults_to_the_environment(tmp_path, monkeypatch):
+    fake_imagenette(tmp_path, {"train": 2, "val": 1})
+    monkeypatch.setenv("REPAIR_IMAGENETTE", str(tmp_path))
+    train, val = make_datasets(get_config("paper").replace(image_size=32, num_workers=0))
+    assert len(train) == 4 and len(val) == 2
+    monkeypatch.setenv("REPAIR_IMAGENETTE", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match="elsewhere"):
+        make_datasets(get_config("paper"))
 
 
 def test_imagenette_missing_says_how_to_download(tmp_path):

@@ -124,6 +124,16 @@ def test_fallback_only_when_root_is_empty(zoo_dir, tmp_path, monkeypatch):
     assert list(zoo.available_models(other)) == ["only"]  # root has models: no fallback
 
 
+def test_paper_profile_compares_the_runs_of_chapter_03(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert zoo.profile_folder("paper") is None            # nothing trained yet: checkpoints/
+    assert zoo.profile_folder("book", "mine") == Path("mine")
+    save_release(tmp_path / zoo.PAPER_RUNS / "pix2pix" / zoo.RUN_FILE, tiny_generator("unet", 4))
+    assert zoo.profile_folder("paper") == zoo.PAPER_RUNS
+    assert list(zoo.available_models(zoo.profile_folder("paper"))) == ["pix2pix"]
+    assert zoo.profile_folder("book") is None             # book and tiny keep the committed ones
+
+
 def test_load_models_and_methods_restore_like_the_network(zoo_dir, tmp_path):
     models = zoo.load_models("unet-a, paper-a", root=zoo_dir)
     assert list(models) == ["unet-a", "paper-a"] and not models["unet-a"].training

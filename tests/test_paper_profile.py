@@ -1,0 +1,106 @@
+"""Every notebook at the ``paper`` profile, as ``make paper`` runs it, shrunk to fit a CPU.
+
+The real paper runs need a GPU and the internet (Imagenette, NVIDIA's FFHQ weights). Here the
+downloads are replaced by local files in the same formats (tests/fakes.py) and papermill overrides
+cut the sizes that only a GPU affords (epochs, photos, inversion steps); everything else is the
+``paper`` branch of each notebook: Imagenette's layout and split at 256x256, batch 4, the paper's
+widths, chapter 03's runs evaluated by chapters 04 and 06, an RGB 256 px generator from the weights
+registry inverted on grayscale photos.
+
+Slow (about ten minutes on two cores): ``make paper-smoke`` runs it; ``make test`` leaves it out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from repair.registry import REGISTRY
+from repair.stylegan import StyleGAN2Generator
+
+from fakes import fake_imagenette, write_nvidia_pickle
+from test_notebooks import glued
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.paper
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    """A working folder shared by the chapters, in order: Imagenette, the weights cache, runs."""
+    work = tmp_path_factory.mktemp("paper")
+    fake_imagenette(work / "data", {"train": 4, "val": 2}, shape=(300, 360, 3))
+    net_G = StyleGAN2Generator(256, 3, z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024,
+                               channel_max=64)
+    with torch.no_grad():
+        net_G.mapping.w_avg.normal_()
+    write_nvidia_pickle(net_G, work / "cache" / REGISTRY["ffhq-res256"].filename)
+    (work / "notebooks").mkdir()
+    return work
+
+
+def run(name: str, work: Path, **parameters) -> dict:
+    """Execute notebooks/<name>.ipynb at PROFILE=paper with papermill; return its glued values."""
+    papermill = pytest.importorskip("papermill")
+    out = work / "notebooks" / f"{name}.ipynb"
+    env = {"REPAIR_IMAGENETTE": str(work / "data"), "REPAIR_CACHE": str(work / "cache")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
+                                   parameters={"PROFILE": "paper", **parameters},
+                                   cwd=str(work / "notebooks"), progress_bar=False,
+                                   kernel_name="python3")
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    return glued(nbformat.read(out, as_version=4))
+
+
+def text(value: str) -> str:
+    """A glued value as the prose shows it (glue records the repr: strings come quoted)."""
+    return value.strip("'\"")
+
+
+def number(value: str) -> float:
+    return float(text(value))
+
+
+def test_01_damage_on_imagenette(paper_run):
+    values = run("01_dataset_damage", paper_run)
+    assert 5 < number(values["psnr_damaged"]) < 40
+
+
+def test_02_networks_at_the_paper_size(paper_run):
+    values = run("02_dcgan_architecture", paper_run)
+    assert number(values["paper_gflop"]) == pytest.approx(145.7, abs=0.1)   # at 256x256
+
+
+def test_03_trains_both_recipes_at_256(paper_run):
+    values = run("03_training_loop", paper_run, num_epochs=1)
+    runs = paper_run / "notebooks" / "runs" / "03"
+    for recipe in ("paper", "pix2pix"):
+        assert (runs / recipe / "G_best.pt").is_file(), f"no checkpoint for {recipe}"
+        assert 0 < number(values[f"psnr_{recipe}"]) < 60
+
+
+def test_04_evaluates_the_runs_of_chapter_03(paper_run):
+    values = run("04_evaluation", paper_run, LIMIT=2)
+    assert text(values["ours"]) == "pix2pix" and text(values["paper"]) == "paper"
+    assert number(values["n_photos"]) == 2 and 0 < number(values["psnr_ours"]) < 60
+
+
+def test_05_inverts_grayscale_with_an_rgb_ffhq_generator(paper_run):
+    values = run("05_stylegan_inversion", paper_run, STEPS=[2, 2, 2], N_KNOWN=1)
+    assert text(values["steps"]) == "2+2+2"
+    assert 0 < number(values["known_wpp"]) < 80 and number(values["sec_per_image"]) > 0
+
+
+def test_06_studies_the_plates_with_the_runs_of_chapter_03(paper_run):
+    values = run("06_daguerreotype_study", paper_run)
+    assert text(values["lines_pix2pix"]) != "-" and text(values["lines_paper"]) != "-"
+    assert number(values["n_photos"]) >= 1
