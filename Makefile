@@ -10,7 +10,7 @@ PAPER_OUT  ?= _build/paper
 .PHONY: help venv test unit book notebooks paper paper-smoke bench clean
 
 help:
-	@echo "make test       unit tests + notebooks (nbval, tiny profile) + book build (-W, tiny)"
+	@echo "make test       unit tests + notebooks (nbval, tiny; papermill, paper on stand-ins) + book build (-W, tiny)"
 	@echo "make book       execute the notebooks at the book profile and build _build/html"
 	@echo "make notebooks  re-execute notebooks/ in place at the book profile (committed outputs)"
 	@echo "make paper      run every notebook at the paper profile with papermill (GPU machine)"
@@ -28,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	REPAIR_PROFILE=tiny $(PY) -m pytest --nbval-lax -m "not paper" tests notebooks
+	REPAIR_PROFILE=tiny $(PY) -m pytest --nbval-lax tests notebooks
 
 unit: $(STAMP)
 	REPAIR_PROFILE=tiny $(PY) -m pytest -m "not book and not paper" tests

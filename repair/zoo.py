@@ -8,9 +8,9 @@ Generators are looked for in a *root* folder, by default ``checkpoints/`` of the
 * otherwise every ``*.pt`` file directly in it (name: the file's stem), and every run folder
   ``<root>/<name>/G_best.pt`` that ``repair train --out runs/<name>`` writes (name: the folder's).
 
-Only restorers count: checkpoints of :mod:`repair.train` whose generator is one of
+Only restorers count: generator checkpoints of :mod:`repair.train` whose generator is one of
 :data:`repair.nets.GENERATORS` (image in, image out); other weights kept in the same folder (the
-StyleGAN of chapter 05) are left out.
+StyleGAN of chapter 05, full training states written to resume a run) are left out.
 
 Only when the root holds none, the *fallback* folders are searched the same way: the ``fallback``
 argument, else ``$REPAIR_CHECKPOINTS`` (folders separated by ``os.pathsep``). That lets a notebook
@@ -73,6 +73,8 @@ def _is_restorer(path: Path) -> bool:
     except Exception:  # damaged, truncated, or an old serialisation: let load_generator explain
         return True
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        return False
+    if payload.get("kind") == "full":  # a training state to resume (``last.pt``), not a release
         return False
     return (payload.get("generator") or {}).get("arch") in GENERATORS
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     config.addinivalue_line("markers", "book: builds the Jupyter Book (slow: executes notebooks)")
     config.addinivalue_line("markers", "paper: notebooks at the paper profile on local stand-ins "
-                            "(slow: `make paper-smoke`, not part of `make test`)")
+                            "(slow; alone: `make paper-smoke`)")
 
 
 @pytest.fixture(scope="module")

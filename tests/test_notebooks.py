@@ -52,7 +52,8 @@ def run_with_papermill(name: str, tmp_path, **parameters) -> dict:
     out = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
                                parameters={"PROFILE": "tiny", **parameters},
-                               cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+                               cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3",
+                               execution_timeout=900)
     nb = nbformat.read(out, as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     return glued(nb)
@@ -71,7 +72,7 @@ def test_papermill_runs_chapter_01_with_overrides(tmp_path):
 
 def test_papermill_runs_chapter_02_with_overrides(tmp_path):
     values = run_with_papermill("02_dcgan_architecture", tmp_path, PAPER_WIDTH=16)
-    assert float(values["paper_gflop"]) < 145.7 / 2  # the paper's width is 32: FLOPs scale ~ width^2
+    assert float(unquote(values["paper_gflop"])) < 146 / 2  # the paper's width 32: FLOPs ~ width^2
 
 
 def test_papermill_runs_chapter_03_with_overrides(tmp_path):

@@ -7,7 +7,8 @@ cut the sizes that only a GPU affords (epochs, photos, inversion steps); everyth
 widths, chapter 03's runs evaluated by chapters 04 and 06, an RGB 256 px generator from the weights
 registry inverted on grayscale photos.
 
-Slow (about ten minutes on two cores): ``make paper-smoke`` runs it; ``make test`` leaves it out.
+About seven minutes on two cores, most of it chapter 03's two steps of the paper's generator at
+256x256. Part of ``make test``; ``make paper-smoke`` runs it alone.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def run(name: str, work: Path, **parameters) -> dict:
         papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
                                    parameters={"PROFILE": "paper", **parameters},
                                    cwd=str(work / "notebooks"), progress_bar=False,
-                                   kernel_name="python3")
+                                   kernel_name="python3", execution_timeout=900)
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
@@ -77,7 +78,7 @@ def test_01_damage_on_imagenette(paper_run):
 
 def test_02_networks_at_the_paper_size(paper_run):
     values = run("02_dcgan_architecture", paper_run)
-    assert number(values["paper_gflop"]) == pytest.approx(145.7, abs=0.1)   # at 256x256
+    assert number(values["paper_gflop"]) == pytest.approx(146, abs=1)   # GFLOP at 256x256
 
 
 def test_03_trains_both_recipes_at_256(paper_run):

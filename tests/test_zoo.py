@@ -84,6 +84,7 @@ def test_only_restorers_count(zoo_dir):
     torch.save({"kind": "repair.StyleGAN2Generator", "state_dict": {}}, zoo_dir / "faces.pt")
     save_checkpoint(zoo_dir / "disc.pt", {"generator": {"arch": "patch", "hparams": {},
                                                        "state_dict": {}}})
+    save_checkpoint(zoo_dir / "state.pt", {"kind": "full", "generator": net_record(tiny_generator())})
     (zoo_dir / "broken.pt").write_bytes(b"not a checkpoint")
     assert list(zoo.available_models(zoo_dir)) == ["broken", "paper-a", "unet-a"]
     with pytest.raises(ValueError, match="broken.pt"):  # a damaged file is reported, not hidden
