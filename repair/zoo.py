@@ -33,7 +33,7 @@ from repair.checkpoint import committed_folder
 
 __all__ = ["COMMITTED", "ENV_FALLBACK", "RUN_FILE", "UnknownModelError", "models_in", "available_models",
            "load_models", "learned_methods", "model_info", "epoch_history", "validation_photos",
-           "validation_psnr", "PAPER_RUNS", "profile_folder"]
+           "validation_psnr", "PAPER_RUNS", "profile_folder", "manifest"]
 
 COMMITTED = committed_folder()  # the committed small weights
 ENV_FALLBACK = "REPAIR_CHECKPOINTS"
@@ -47,7 +47,9 @@ class UnknownModelError(ValueError):
     """A model name that is not among the generators found on disk."""
 
 
-def _manifest(folder: Path) -> dict[str, dict]:
+def manifest(folder: str | os.PathLike) -> dict[str, dict]:
+    """The ``weights`` entries of ``folder/MANIFEST.json`` by name (empty if there is none)."""
+    folder = Path(folder)
     path = folder / "MANIFEST.json"
     if not path.is_file():
         return {}
@@ -89,9 +91,9 @@ def models_in(folder: str | os.PathLike) -> dict[str, Path]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         return {}
-    manifest = _manifest(folder)
-    if manifest:
-        found = {name: folder / entry["file"] for name, entry in manifest.items()
+    listed = manifest(folder)
+    if listed:
+        found = {name: folder / entry["file"] for name, entry in listed.items()
                  if "file" in entry and (folder / entry["file"]).is_file()}
     else:
         found = {path.stem: path for path in sorted(folder.glob("*.pt")) if path.is_file()}
@@ -140,7 +142,7 @@ def available_models(root: str | os.PathLike | None = None, fallback: Folders = 
 
 
 def _check_hash(path: Path, name: str) -> None:
-    entry = _manifest(path.parent).get(name)
+    entry = manifest(path.parent).get(name)
     if not entry or not entry.get("sha256"):
         return
     from repair.registry import HashMismatchError, sha256_file
@@ -227,7 +229,7 @@ def epoch_history(path: str | os.PathLike) -> list[dict]:
     from repair.checkpoint import read_checkpoint
 
     path = Path(path)
-    for entry in _manifest(path.parent).values():
+    for entry in manifest(path.parent).values():
         if entry.get("file") == path.name and entry.get("per_epoch"):
             return list(entry["per_epoch"])
     history = path.parent / "history.json"

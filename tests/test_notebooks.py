@@ -46,14 +46,15 @@ def test_outputs_are_small_and_scrubbed(path):
     assert all("execution" not in c.get("metadata", {}) for c in nb["cells"])
 
 
-def run_with_papermill(name: str, tmp_path, **parameters) -> dict:
-    """Execute notebooks/<name>.ipynb with papermill and ``parameters``; return its glued values."""
+def run_with_papermill(name: str, out_dir, profile: str = "tiny", cwd=None, **parameters) -> dict:
+    """Execute notebooks/<name>.ipynb with papermill at ``profile`` with ``parameters``, into
+    ``out_dir``, in ``cwd`` (default: notebooks/); return its glued values."""
     papermill = pytest.importorskip("papermill")
-    out = tmp_path / f"{name}.ipynb"
+    out = Path(out_dir) / f"{name}.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
-                               parameters={"PROFILE": "tiny", **parameters},
-                               cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3",
-                               execution_timeout=900)
+                               parameters={"PROFILE": profile, **parameters},
+                               cwd=str(cwd or ROOT / "notebooks"), progress_bar=False,
+                               kernel_name="python3", execution_timeout=900)
     nb = nbformat.read(out, as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     return glued(nb)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
-import nbformat
 import pytest
 import torch
 
@@ -24,9 +24,8 @@ from repair.registry import REGISTRY
 from repair.stylegan import StyleGAN2Generator
 
 from fakes import fake_imagenette, write_nvidia_pickle
-from test_notebooks import glued
+from test_notebooks import run_with_papermill, unquote
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.paper
 
 
@@ -45,30 +44,15 @@ def paper_run(tmp_path_factory):
 
 
 def run(name: str, work: Path, **parameters) -> dict:
-    """Execute notebooks/<name>.ipynb at PROFILE=paper with papermill; return its glued values."""
-    papermill = pytest.importorskip("papermill")
-    out = work / "notebooks" / f"{name}.ipynb"
+    """Execute notebooks/<name>.ipynb at PROFILE=paper in the shared folder; its glued values."""
     env = {"REPAIR_IMAGENETTE": str(work / "data"), "REPAIR_CACHE": str(work / "cache")}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
-                                   parameters={"PROFILE": "paper", **parameters},
-                                   cwd=str(work / "notebooks"), progress_bar=False,
-                                   kernel_name="python3", execution_timeout=900)
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-    return glued(nbformat.read(out, as_version=4))
-
-
-def text(value: str) -> str:
-    """A glued value as the prose shows it (glue records the repr: strings come quoted)."""
-    return value.strip("'\"")
+    with mock.patch.dict(os.environ, env):   # the kernel inherits them
+        return run_with_papermill(name, work / "notebooks", profile="paper", cwd=work / "notebooks",
+                                  **parameters)
 
 
 def number(value: str) -> float:
-    return float(text(value))
+    return float(unquote(value))
 
 
 def test_01_damage_on_imagenette(paper_run):
@@ -91,17 +75,17 @@ def test_03_trains_both_recipes_at_256(paper_run):
 
 def test_04_evaluates_the_runs_of_chapter_03(paper_run):
     values = run("04_evaluation", paper_run, LIMIT=2)
-    assert text(values["ours"]) == "pix2pix" and text(values["paper"]) == "paper"
+    assert unquote(values["ours"]) == "pix2pix" and unquote(values["paper"]) == "paper"
     assert number(values["n_photos"]) == 2 and 0 < number(values["psnr_ours"]) < 60
 
 
 def test_05_inverts_grayscale_with_an_rgb_ffhq_generator(paper_run):
     values = run("05_stylegan_inversion", paper_run, STEPS=[2, 2, 2], N_KNOWN=1)
-    assert text(values["steps"]) == "2+2+2"
+    assert unquote(values["steps"]) == "2+2+2"
     assert 0 < number(values["known_wpp"]) < 80 and number(values["sec_per_image"]) > 0
 
 
 def test_06_studies_the_plates_with_the_runs_of_chapter_03(paper_run):
     values = run("06_daguerreotype_study", paper_run)
-    assert text(values["lines_pix2pix"]) != "-" and text(values["lines_paper"]) != "-"
+    assert unquote(values["lines_pix2pix"]) != "-" and unquote(values["lines_paper"]) != "-"
     assert number(values["n_photos"]) >= 1
