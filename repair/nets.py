@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from repair.nafnet import MaskedNAFRestorer
+
 __all__ = [
     "PaperGenerator", "PaperDiscriminator", "UNetGenerator", "PatchDiscriminator",
     "DoubleConv", "Up", "bounded_residual", "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
@@ -331,7 +333,8 @@ class PatchDiscriminator(nn.Module):
 
 # ---------------------------------------------------------------- registry and summaries
 
-GENERATORS: dict[str, type[nn.Module]] = {c.arch: c for c in (PaperGenerator, UNetGenerator)}
+GENERATORS: dict[str, type[nn.Module]] = {
+    c.arch: c for c in (PaperGenerator, UNetGenerator, MaskedNAFRestorer)}
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     c.arch: c for c in (PaperDiscriminator, PatchDiscriminator)}
 

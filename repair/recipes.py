@@ -10,7 +10,9 @@ Recipes are small frozen dataclasses (:data:`RECIPES`):
   D stepped first (Isola et al. 2017), best epoch by validation PSNR; batch 4 like the paper's
   recipe, so both take the same number of steps for the same images (pix2pix itself used 1-10);
 * ablations ``l1`` (the U-Net with the L1 loss only, no discriminator) and ``paper-logit`` (the
-  paper's networks with the discriminator's head fixed: one raw logit).
+  paper's networks with the discriminator's head fixed: one raw logit);
+* ``restorer``: the restorer of record (:mod:`repair.nafnet`), no discriminator, trained by
+  steps rather than epochs on damage drawn afresh every step (:mod:`repair.restorer_train`).
 
 :mod:`repair.train` runs them.
 """
@@ -50,6 +52,9 @@ class Recipe:
     unet_depth: int = 4
     max_width: int | None = None  # cap on ngf/ndf (the paper's networks: 32, its Figs. 3-4)
     description: str = ""
+    optimizer: str = "adam"  # "adam" or "adamw" (weight decay 0: Adam with decoupled decay)
+    mask_weight: float = 0.0  # weight of the damage-mask BCE (networks with a mask head)
+    mask_pos_weight: float = 1.0  # how much more a missed damaged pixel costs than a false alarm
 
 
 RECIPES: dict[str, Recipe] = {
@@ -68,11 +73,20 @@ RECIPES: dict[str, Recipe] = {
     "l1": Recipe(
         "l1", generator="unet", discriminator=None, lr=2e-4, batch_size=4, num_epochs=10,
         l1_weight=1.0, best_by="val_psnr", description="the U-Net with the L1 loss only"),
+    "restorer": Recipe(
+        "restorer", generator="nafnet", discriminator=None, optimizer="adamw", lr=1e-3,
+        betas=(0.9, 0.9), batch_size=8, num_epochs=1, l1_weight=1.0, mask_weight=0.1,
+        mask_pos_weight=3.0, best_by="val_psnr", max_width=16,
+        description="the restorer of record: mask-guided NAFNet (identity at start, global "
+        "residual, gain/offset branch), L1 + 0.1 x mask BCE (a missed damaged pixel costs 3x a "
+        "false alarm), AdamW 1e-3 betas (0.9, 0.9) with warm-up and cosine decay, damage drawn "
+        "afresh every step (repair.synth), 128x128 crops then 256x256"),
 }
 
 
 def get_recipe(name: str | Recipe, **changes: Any) -> Recipe:
-    """A recipe by name (``paper``, ``paper-logit``, ``pix2pix``, ``l1``), with fields changed."""
+    """A recipe by name (``paper``, ``paper-logit``, ``pix2pix``, ``l1``, ``restorer``), with
+    fields changed."""
     if isinstance(name, Recipe):
         return dataclasses.replace(name, **changes) if changes else name
     if name not in RECIPES:
@@ -95,6 +109,8 @@ def build_nets(recipe: Recipe, ngf: int, ndf: int, image_size: int,
     torch.manual_seed(seed)
     if recipe.generator == "unet":
         net_G = build_generator("unet", ngf=ngf, depth=recipe.unet_depth)
+    elif recipe.generator == "nafnet":
+        net_G = build_generator("nafnet", width=ngf, mask_width=max(ngf // 2, 4))
     else:
         net_G = build_generator(recipe.generator, ngf=ngf)
     net_D = None
@@ -110,8 +126,12 @@ def build_nets(recipe: Recipe, ngf: int, ndf: int, image_size: int,
 
 def make_optimizers(recipe: Recipe, net_G: nn.Module, net_D: nn.Module | None
                     ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    """Adam for each network with the recipe's learning rate and betas."""
-    opt_G = torch.optim.Adam(net_G.parameters(), lr=recipe.lr, betas=recipe.betas)
+    """Adam (or AdamW) for each network with the recipe's learning rate and betas."""
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(recipe.optimizer)
+    if kind is None:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}: use 'adam' or 'adamw'")
+    extra = {"weight_decay": 0.0} if recipe.optimizer == "adamw" else {}
+    opt_G = kind(net_G.parameters(), lr=recipe.lr, betas=recipe.betas, **extra)
     opt_D = torch.optim.Adam(net_D.parameters(), lr=recipe.lr, betas=recipe.betas) \
         if net_D is not None else None
     return opt_G, opt_D

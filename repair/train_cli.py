@@ -97,6 +97,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, help="also save OUT/last.pt every N steps")
     p.add_argument("--keep-epochs", action="store_true", help="keep one checkpoint per epoch")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--val-every", type=int, default=250, metavar="N",
+                   help="restorer recipe: validate (and keep the best) every N steps")
+    p.add_argument("--final-size", type=int, metavar="N",
+                   help="restorer recipe: crop side of the last 20%% of the steps (default 256, "
+                        "or the crop size if larger)")
     return p
 
 
@@ -128,9 +133,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
+    if recipe.generator == "nafnet":
+        return run_restorer(args, recipe)
     device = pick_device(args.device)
     rank, world, device = _distributed(device)
-    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
     overrides: dict[str, Any] = {}
     if args.imagenette:
         overrides.update(source="imagenette", extra={"download": args.download})
@@ -194,6 +201,66 @@ def run_train(args: argparse.Namespace) -> int:
         import torch.distributed as dist
         dist.barrier()
         dist.destroy_process_group()
+    return 0
+
+
+def _restorer_photos(cfg, folder: str | None, seed: int) -> tuple[list, list]:
+    from repair.data import skimage_photos, split_files
+    from repair.synth import training_photos
+
+    if cfg.source == "skimage" and folder is None:
+        photos = skimage_photos()
+        return split_files(photos[:cfg.num_images] if cfg.num_images else photos, 0.25, seed)
+    return training_photos(folder, seed=seed)
+
+
+def run_restorer(args: argparse.Namespace, recipe) -> int:
+    """``repair train --recipe restorer``: step-based training on fresh damage every step."""
+    from repair.config import get_config
+    from repair.restorer_train import Schedule, fit_restorer
+    from repair.synth import RestraintPairs, fixed_pairs
+
+    if args.imagenette:
+        raise SystemExit("repair train: the restorer recipe trains on a folder (--data), "
+                         "not on Imagenette")
+    cfg = get_config(args.profile)
+    crop = args.image_size or (cfg.image_size if cfg.profile == "tiny" else 128)
+    total = args.max_steps or cfg.max_steps or 300
+    schedule = Schedule(total_steps=total, crop=crop, final_crop=args.final_size or max(crop, 256)
+                        if cfg.profile != "tiny" else crop, val_every=args.val_every,
+                        warmup=min(100, max(total // 10, 1)))
+    train_photos, val_photos = _restorer_photos(cfg, args.data, args.seed)
+    if args.val_limit:
+        val_photos = val_photos[:args.val_limit]
+    val_size = args.val_size or (schedule.final_crop if cfg.profile != "tiny" else crop)
+    pairs = RestraintPairs(train_photos, seed=args.seed)
+    val = fixed_pairs(val_photos, size=val_size, seed=args.seed)
+    out = Path(args.out)
+    settings = {"profile": cfg.profile, "data": str(args.data or ""), "crop": crop,
+                "final_crop": schedule.final_crop, "total_steps": total,
+                "batch_size": args.batch_size or recipe.batch_size,
+                "train_photos": len(train_photos), "val_photos": len(val_photos),
+                "val_size": val_size, "init": args.init}
+    state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
+                      **settings)
+    if args.init and not (args.resume and (out / "last.pt").exists()):
+        init_generator(state, args.init)
+    if args.resume and (out / "last.pt").exists():
+        load_state(out / "last.pt", state)
+        state.settings["total_steps"] = total  # a resumed run may be given a longer schedule
+        print(f"resuming {out / 'last.pt'} at step {state.global_step} of {total}", flush=True)
+    callbacks: list[Callback] = [HistoryWriter(out), Checkpointer(out, args.save_every or 50)]
+    if args.time_limit:
+        callbacks.append(TimeLimit(args.time_limit))
+    start = time.time()
+    log = None if args.quiet else (lambda line: print(line, flush=True))
+    fit_restorer(state, pairs, val, schedule, args.batch_size, callbacks, log)
+    summary = {"recipe": recipe.name, "steps": state.global_step, "total_steps": total,
+               "images_seen": state.images_seen, "wall_s": round(time.time() - start, 1),
+               "best": state.best}
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
+    if log:
+        log(json.dumps(summary))
     return 0
 
 

@@ -1,0 +1,133 @@
+"""The restorer of record: identity at start, mask head, global branch, data, schedule, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repair.checkpoint import load_generator, read_checkpoint
+from repair.nafnet import MaskedNAFRestorer, NAFBlock
+from repair.nets import build_generator
+from repair.restorer_train import (Schedule, crop_at, learning_rate, mask_scores,
+                                   validate_restorer)
+from repair.synth import CLEAN_SHARE, RestraintPairs, fixed_pairs, restraint_mix
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def small(**kw):
+    return MaskedNAFRestorer(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1),
+                             mask_width=4, **kw)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 64, 64), (1, 1, 37, 50), (1, 1, 7, 9)])
+def test_untrained_network_is_exactly_the_identity(shape):
+    torch.manual_seed(0)
+    x = torch.rand(shape) * 2 - 1
+    for net in (MaskedNAFRestorer(), small(), small(global_branch=False)):
+        net.eval()
+        with torch.no_grad():
+            y, logits = net(x, with_mask=True)
+        assert torch.equal(y, x)
+        assert logits.shape == x.shape
+
+
+def test_block_starts_as_identity_and_learns():
+    block = NAFBlock(8)
+    x = torch.randn(2, 8, 16, 16)
+    assert torch.equal(block(x), x)
+    block(x).square().mean().backward()
+    assert block.beta.grad.abs().sum() > 0 and block.gamma.grad.abs().sum() > 0
+
+
+def test_default_size_fits_a_cpu():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build_generator("nafnet")
+    params = sum(p.numel() for p in net.parameters())
+    assert 1.5e6 < params < 2.5e6
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net.eval()(torch.zeros(1, 1, 256, 256))
+    assert counter.get_total_flops() / 2 <= 2.0e9  # multiply-accumulates at 256x256
+
+
+def test_global_branch_can_undo_faded_contrast():
+    net = small().eval()
+    with torch.no_grad():
+        net.gain.bias.copy_(torch.tensor([np.log(2.0), 0.0]))
+    x = torch.rand(1, 1, 32, 32) - 0.5
+    y = net(x)
+    mean = x.mean()
+    assert torch.allclose(y, (mean + 2 * (x - mean)).clamp(-1, 1), atol=1e-5)
+
+
+def test_rejects_colour_and_bad_hparams():
+    with pytest.raises(ValueError, match="grayscale"):
+        small()(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="width"):
+        MaskedNAFRestorer(width=0)
+    with pytest.raises(ValueError, match="enc_blocks"):
+        MaskedNAFRestorer(enc_blocks=(1,) * 9, dec_blocks=(1,) * 9)
+
+
+def test_restraint_mix_draws_single_mixed_and_clean():
+    rng = np.random.default_rng(0)
+    mixes = [restraint_mix(rng) for _ in range(2000)]
+    on = np.array([[v > 0 for v in m.values()] for m in mixes])
+    clean = (~on).all(1).mean()
+    assert CLEAN_SHARE < clean < CLEAN_SHARE + 0.05           # clean pairs, plus the few all-off
+    assert (on.sum(1) == 1).mean() > 0.1                       # single damages occur
+    strengths = [v for m in mixes for v in m.values() if v > 0]
+    assert min(strengths) < 0.1 and max(strengths) > 0.95      # the whole range
+    with pytest.raises(ValueError):
+        restraint_mix(rng, clean_share=2)
+
+
+def test_pairs_are_a_function_of_the_step(photo):
+    pairs = RestraintPairs([photo, photo.flip(-1)], seed=3)
+    a, b = pairs.batch(7, 4, 32), pairs.batch(7, 4, 32)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    x_clean, x_damaged, mask = a
+    assert x_clean.shape == x_damaged.shape == mask.shape == (4, 1, 32, 32)
+    assert mask.dtype == torch.bool
+    assert not torch.equal(pairs.batch(8, 4, 32)[0], x_clean)
+
+
+def test_fixed_pairs_clean_photos_are_untouched(photo):
+    x_clean, x_damaged, mask = fixed_pairs([photo] * 3, size=32, mix={})
+    assert torch.equal(x_clean, x_damaged) and not mask.any()
+
+
+def test_schedule_warms_up_decays_and_grows_the_crop():
+    s = Schedule(total_steps=1000, warmup=100, final_share=0.2)
+    lrs = [learning_rate(1e-3, s, step) for step in range(1000)]
+    assert lrs[0] == pytest.approx(1e-5) and max(lrs) == pytest.approx(1e-3, rel=1e-3)
+    assert lrs[-1] < 1e-6 and all(a >= b for a, b in zip(lrs[100:], lrs[101:]))
+    assert crop_at(s, 0, 8) == (128, 8) and crop_at(s, 999, 8) == (256, 2)
+    with pytest.raises(ValueError):
+        Schedule(total_steps=0)
+
+
+def test_mask_scores():
+    truth = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+    assert mask_scores(truth, truth)["f1"] == 1.0
+    scores = mask_scores(torch.tensor([[1, 0, 1, 0]], dtype=torch.bool), truth)
+    assert scores["precision"] == 0.5 and scores["recall"] == 0.5 and scores["iou"] == 1 / 3
+
+
+def test_training_runs_resumes_and_releases(tmp_path):
+    from repair.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--recipe", "restorer", "--profile", "tiny", "--out", str(out),
+            "--val-every", "2", "--quiet"]
+    assert main([*args, "--max-steps", "2"]) == 0
+    assert main([*args, "--max-steps", "4", "--resume"]) == 0
+    state = read_checkpoint(out / "last.pt")
+    assert state["global_step"] == 4 and state["settings"]["total_steps"] == 4
+    net = load_generator(out / "G_best.pt")
+    assert isinstance(net, MaskedNAFRestorer)
+    x_clean, x_damaged, mask = fixed_pairs([torch.zeros(1, 32, 32)] * 2, size=32)
+    logs = validate_restorer(net, x_clean, x_damaged, mask)
+    assert {"val_psnr", "val_mask_f1", "val_mask_iou"} <= set(logs)
