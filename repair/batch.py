@@ -11,7 +11,7 @@ from pathlib import Path
 
 from repair.images import ImageError, find_images
 
-__all__ = ["expand_inputs", "plan_outputs", "run_batch", "damage_files"]
+__all__ = ["expand_inputs", "plan_outputs", "plan_all", "run_batch", "damage_files"]
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
@@ -36,18 +36,29 @@ def plan_outputs(pairs: Sequence[tuple[Path, Path]], out_dir: Path, suffix: str 
                  ext: str = ".png") -> list[Path]:
     """One output path per input, under ``out_dir``; refuses any plan that would overwrite an input
     or write two results to one file."""
+    return plan_all(pairs, out_dir, (suffix,), ext)[0]
+
+
+def plan_all(pairs: Sequence[tuple[Path, Path]], out_dir: Path, suffixes: Sequence[str],
+             ext: str = ".png") -> list[list[Path]]:
+    """Every output of a run planned together: one list per suffix (e.g. ``("", "_mask")`` for
+    photos and their masks), refusing a plan where any two outputs, of whatever kind, share a file
+    (``a_mask.png`` the photo and ``a.png``'s mask) or an output would overwrite an input."""
     inputs = {path.resolve() for path, _ in pairs}
-    outputs = [out_dir / rel.with_name(rel.stem + suffix + ext) for _, rel in pairs]
+    plans = [[out_dir / rel.with_name(rel.stem + suffix + ext) for _, rel in pairs]
+             for suffix in suffixes]
     seen: dict[Path, Path] = {}
-    for (path, _), out in zip(pairs, outputs):
-        resolved = out.resolve()
-        if resolved in inputs:
-            raise ValueError(f"writing {out} would overwrite an input; choose another --out folder")
-        if resolved in seen:
-            raise ValueError(f"{path} and {seen[resolved]} would both be written to {out}; "
-                             "rename one or process them separately")
-        seen[resolved] = path
-    return outputs
+    for outputs in plans:
+        for (path, _), out in zip(pairs, outputs):
+            resolved = out.resolve()
+            if resolved in inputs:
+                raise ValueError(f"writing {out} would overwrite an input; choose another --out "
+                                 "folder")
+            if resolved in seen:
+                raise ValueError(f"{path} and {seen[resolved]} would both be written to {out}; "
+                                 "rename one or process them separately")
+            seen[resolved] = path
+    return plans
 
 
 def run_batch(pairs: Sequence[tuple[Path, Path]], job: Callable[[Path, Path], None],
@@ -85,8 +96,9 @@ def damage_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     strengths = dict(PAPER_MIX if strengths is None else strengths)
     pairs = expand_inputs(inputs)
     out_dir = Path(out_dir)
-    outputs = plan_outputs(pairs, out_dir)
-    mask_for = dict(zip(outputs, plan_outputs(pairs, out_dir, suffix="_mask"))) if masks else {}
+    plans = plan_all(pairs, out_dir, ("", "_mask") if masks else ("",))
+    outputs = plans[0]
+    mask_for = dict(zip(outputs, plans[1])) if masks else {}
     names = {path: rel for path, rel in pairs}
 
     def job(path: Path, out: Path) -> None:

@@ -75,14 +75,19 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--model", default=None,
-                   help="shipped weights by name (default: pix2pix-book-varied; see "
-                        "checkpoints/MANIFEST.md) or a classical method (median-clahe, "
-                        "inpaint-sharpen)")
+                   help="shipped weights by name (default: restorer-book, the restorer of "
+                        "record; see checkpoints/MANIFEST.md) or a classical method "
+                        "(median-clahe, inpaint-sharpen)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="a generator checkpoint written by `repair train`")
     p.add_argument("--tile", type=int, default=256, help="tile side for large photos (default 256)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    p.add_argument("--strength", type=strength, default=1.0, metavar="S",
+                   help="how much of the change to apply: 0 returns the photo as it is, "
+                        "1 (default) the full restoration")
+    p.add_argument("--masks", action="store_true",
+                   help="also write <name>_mask.png: where the restorer found damage (white)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
@@ -91,8 +96,10 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
         if args.tile < 32 or args.overlap < 0 or args.overlap >= args.tile // 2:
             raise ValueError("--tile must be at least 32 and --overlap between 0 and tile/2")
         restorer = resolve_restorer(args.model, args.checkpoint, tile=args.tile,
-                                    overlap=args.overlap, device=args.device)
-        return restore_files(args.inputs, args.out, restorer, progress=not args.quiet)
+                                    overlap=args.overlap, device=args.device,
+                                    strength=args.strength)
+        return restore_files(args.inputs, args.out, restorer, progress=not args.quiet,
+                             masks=args.masks)
 
     return run
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from repair import classical, metrics
-from repair.damage import DAMAGES, PAPER_MIX, damage
+from repair.damage import DAGUERREOTYPE_MIX, DAMAGES, PAPER_MIX, PLATE_DAMAGES, damage
 from repair.images import atomic_write_bytes, find_images, load_gray
 
 __all__ = [
@@ -47,9 +47,24 @@ def _damaged(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch
     return x_damaged
 
 
+def _blind(method: Method) -> Method:
+    def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return method(x_damaged, None)   # what a user can run: nobody tells it where the damage is
+
+    restore.__doc__ = method.__doc__
+    return restore
+
+
+ORACLES = ("inpaint-sharpen-oracle",)
+"""Methods that are *told* the true damage mask: upper bounds, not competitors (no user has it)."""
+
+
 def builtin_methods() -> dict[str, Method]:
-    """The methods that need no checkpoint: ``damaged`` and the classical restorers, by name."""
-    return {"damaged": _damaged, **classical.CLASSICAL}
+    """The methods that need no checkpoint, by name: ``damaged`` (no restoration), the classical
+    restorers as a user runs them (blind: ``inpaint-sharpen`` guesses its mask), and the oracle
+    ``inpaint-sharpen-oracle``, given the true mask (:data:`ORACLES`)."""
+    blind = {name: _blind(method) for name, method in classical.CLASSICAL.items()}
+    return {"damaged": _damaged, **blind, "inpaint-sharpen-oracle": classical.inpaint_sharpen}
 
 
 def wrap_generator(net_G: torch.nn.Module, device: str | torch.device = "cpu") -> Method:
@@ -141,21 +156,29 @@ def load_clean_images(folder: str | Path, size: int = 256, limit: int | None = N
     return names, torch.stack([center_square(load_gray(p), size) for p in files])
 
 
+ALL_DAMAGES = (*DAMAGES, *PLATE_DAMAGES)
+
+
 def damage_settings(per_damage: bool = False, mix: Mapping[str, float] | None = None
                     ) -> dict[str, dict[str, float]]:
-    """Named damage strengths: ``"mix"`` (all four), plus each damage alone if ``per_damage``.
+    """Named damage strengths: ``"mix"`` (the paper's four by default); with ``per_damage`` also
+    each of the four alone, ``"clean"`` (no damage: a restorer should return the photo) and
+    ``"daguerreotype"`` (:data:`repair.damage.DAGUERREOTYPE_MIX`).
 
     A damage alone keeps its strength in the mix (or the paper's, if the mix switches it off).
     """
     mix = {**PAPER_MIX, **(mix or {})}
-    unknown = set(mix) - set(DAMAGES)
+    unknown = set(mix) - set(ALL_DAMAGES)
     if unknown:
-        raise ValueError(f"unknown damage {sorted(unknown)}: choose from {', '.join(DAMAGES)}")
-    settings = {"mix": {name: float(mix[name]) for name in DAMAGES}}
+        raise ValueError(f"unknown damage {sorted(unknown)}: choose from {', '.join(ALL_DAMAGES)}")
+    off = dict.fromkeys(ALL_DAMAGES, 0.0)
+    settings = {"mix": {**off, **{name: float(value) for name, value in mix.items()}}}
     if per_damage:
         for name in DAMAGES:
             strength = float(mix[name]) or float(PAPER_MIX[name])
-            settings[name] = {other: strength if other == name else 0.0 for other in DAMAGES}
+            settings[name] = {**off, name: strength}
+        settings["clean"] = dict(off)
+        settings["daguerreotype"] = {**off, **DAGUERREOTYPE_MIX}
     return settings
 
 
@@ -165,11 +188,18 @@ def _mean(values: list) -> float | None:
 
 
 def _summarise(rows: list[dict], damage_name: str, method_names: list[str]) -> dict[str, dict]:
+    """Mean scores per method; with ``damaged`` among the methods also ``gain`` (mean PSNR over
+    the damaged input's) and ``worse`` (photos whose PSNR fell below the damaged input's)."""
+    here = [r for r in rows if r["damage"] == damage_name]
+    floor = {r["index"]: r["psnr"] for r in here if r["method"] == "damaged"}
     summary = {}
     for name in method_names:
-        mine = [r for r in rows if r["damage"] == damage_name and r["method"] == name]
+        mine = [r for r in here if r["method"] == name]
         summary[name] = {**{key: _mean([r.get(key) for r in mine]) for key in SCORES},
                          "ms_per_image": _mean([r["ms"] for r in mine]), "images": len(mine)}
+        if floor:
+            summary[name]["gain"] = _mean([r["psnr"] - floor[r["index"]] for r in mine])
+            summary[name]["worse"] = sum(r["psnr"] < floor[r["index"]] for r in mine)
     return summary
 
 
@@ -197,7 +227,8 @@ def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 
         methods: see :func:`resolve_methods` (``None``: every built-in method).
         seed: image ``i`` gets damage seed ``seed + i``.
         damages: strengths of the damage mix (default :data:`repair.damage.PAPER_MIX`).
-        per_damage: also score each damage alone (blur, splotches, cracks, contrast).
+        per_damage: also score each damage alone (blur, splotches, cracks, contrast), clean
+            input and the daguerreotype mix (:func:`damage_settings`).
         limit: use at most this many images (the first in sorted order).
         size: side of the square images, in pixels (at least 16).
         lpips: ``"auto"`` scores LPIPS when its weights are on disk, ``False`` never.
@@ -274,27 +305,36 @@ def _cell(value: float | None, digits: int) -> str:
 
 def _block(summary: Mapping[str, Mapping]) -> list[str]:
     width = max([len("method")] + [len(name) for name in summary])
-    lines = [f"{'method':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'edge':>6}  {'LPIPS':>6}  "
-             f"{'ms/image':>9}"]
+    lines = [f"{'method':<{width}}  {'PSNR dB':>8}  {'gain dB':>7}  {'worse':>5}  {'SSIM':>6}  "
+             f"{'edge':>6}  {'LPIPS':>6}  {'ms/image':>9}"]
     for name, s in summary.items():
-        lines.append(f"{name:<{width}}  {_cell(s['psnr'], 2):>8}  {_cell(s['ssim'], 3):>6}  "
-                     f"{_cell(s['edge'], 3):>6}  {_cell(s.get('lpips'), 3):>6}  "
-                     f"{_cell(s['ms_per_image'], 1):>9}")
+        worse = "-" if s.get("worse") is None else f"{s['worse']}/{s['images']}"
+        lines.append(f"{name:<{width}}  {_cell(s['psnr'], 2):>8}  {_cell(s.get('gain'), 2):>7}  "
+                     f"{worse:>5}  {_cell(s['ssim'], 3):>6}  {_cell(s['edge'], 3):>6}  "
+                     f"{_cell(s.get('lpips'), 3):>6}  {_cell(s['ms_per_image'], 1):>9}")
     return lines
 
 
 def format_table(results: Mapping) -> str:
     """The results of :func:`evaluate` as a plain-text table (one block per damage setting)."""
     settings = results["settings"]
-    mix = ", ".join(f"{k} {v:g}" for k, v in settings["damages"]["mix"].items())
+    mix = ", ".join(f"{k} {v:g}" for k, v in settings["damages"]["mix"].items() if v)
     lines = [f"{settings['images']} images of {settings['size']}x{settings['size']} from "
              f"{settings['source']}, seed {settings['seed']}", "", f"damage mix ({mix}):"]
     lines += _block(results["methods"])
     for damage_name, summary in results.get("per_damage", {}).items():
-        strength = settings["damages"][damage_name][damage_name]
-        lines += ["", f"{damage_name} only (strength {strength:g}):"] + _block(summary)
-    lines += ["", "PSNR/SSIM: higher is better. edge: 1 = as sharp as the clean photo, "
-                  "<1 blurrier, >1 noisier or over-sharpened. LPIPS: lower is better."]
+        if damage_name in DAMAGES:
+            strength = settings["damages"][damage_name][damage_name]
+            title = f"{damage_name} only (strength {strength:g}):"
+        else:
+            title = {"clean": "clean input (no damage: a restorer should return the photo):",
+                     "daguerreotype": "daguerreotype mix (the paper's four + plate damages):"
+                     }.get(damage_name, f"{damage_name}:")
+        lines += ["", title] + _block(summary)
+    lines += ["", "PSNR/SSIM: higher is better. gain: PSNR over the damaged input's; worse: photos "
+                  "it made worse than they came in. edge: 1 = as sharp as the clean photo, "
+                  "<1 blurrier, >1 noisier or over-sharpened. LPIPS: lower is better. "
+                  f"{', '.join(ORACLES)}: told the true damage mask, an upper bound no user has."]
     lines += [f"{metric}: {reason}" for metric, reason in results.get("skipped", {}).items()]
     return "\n".join(lines)
 

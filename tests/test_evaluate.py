@@ -10,7 +10,7 @@ from PIL import Image
 
 from repair import evaluate as ev
 from repair.classical import CLASSICAL
-from repair.damage import DAMAGES
+from repair.damage import DAMAGES, PLATE_DAMAGES
 
 SIZE = 32
 
@@ -39,12 +39,13 @@ def without_timing(result):
 
 
 def test_documented_structure(results):
-    names = ["damaged", *CLASSICAL]
+    names = ["damaged", *CLASSICAL, *ev.ORACLES]
     assert set(results) >= {"settings", "methods", "rows", "skipped"}
     assert "per_damage" not in results
     assert list(results["methods"]) == names
     for summary in results["methods"].values():
-        assert set(summary) == {"psnr", "ssim", "edge", "lpips", "ms_per_image", "images"}
+        assert set(summary) == {"psnr", "ssim", "edge", "lpips", "ms_per_image", "images", "gain",
+                                "worse"}
         assert summary["images"] == 3 and summary["ms_per_image"] >= 0
         assert np.isfinite([summary["psnr"], summary["ssim"], summary["edge"]]).all()
     assert len(results["rows"]) == 3 * len(names)
@@ -52,7 +53,8 @@ def test_documented_structure(results):
     assert [r["seed"] for r in results["rows"][::len(names)]] == [5, 6, 7]
     settings = results["settings"]
     assert settings["images"] == 3 and settings["size"] == SIZE and settings["seed"] == 5
-    assert set(settings["damages"]["mix"]) == set(DAMAGES)
+    assert set(settings["damages"]["mix"]) == {*DAMAGES, *PLATE_DAMAGES}
+    assert {k for k, v in settings["damages"]["mix"].items() if v} == set(DAMAGES)
     json.dumps(results, allow_nan=False)  # JSON-serialisable as it is
     if results["methods"]["damaged"]["lpips"] is None:
         assert results["skipped"]["lpips"].startswith("skipped:")
@@ -74,14 +76,21 @@ def test_deterministic_for_a_seed(photo_dir, results):
 def test_per_damage_breakdown(photo_dir):
     result = ev.evaluate(photo_dir, methods="damaged,median-clahe", per_damage=True, limit=2,
                          size=SIZE, progress=False)
-    assert list(result["per_damage"]) == list(DAMAGES)
+    assert list(result["per_damage"]) == [*DAMAGES, "clean", "daguerreotype"]
     for name, strengths in result["settings"]["damages"].items():
-        if name != "mix":
+        if name in DAMAGES:
             assert [k for k, v in strengths.items() if v > 0] == [name]
+    assert not any(result["settings"]["damages"]["clean"].values())
+    plates = result["settings"]["damages"]["daguerreotype"]
+    assert all(plates[name] > 0 for name in PLATE_DAMAGES)
     assert set(result["per_damage"]["cracks"]) == {"damaged", "median-clahe"}
-    assert len(result["rows"]) == 2 * (1 + len(DAMAGES)) * 2
+    assert len(result["rows"]) == 2 * (3 + len(DAMAGES)) * 2
+    clean = result["per_damage"]["clean"]
+    assert clean["damaged"]["gain"] == 0 and clean["damaged"]["worse"] == 0
+    assert clean["median-clahe"]["worse"] == 2   # a median filter changes a clean photo
     table = ev.format_table(result)
     assert "cracks only" in table and "median-clahe" in table and "PSNR" in table
+    assert "clean input" in table and "daguerreotype mix" in table
 
 
 def test_callables_and_generators_as_methods(photo_dir):
@@ -97,6 +106,20 @@ def test_callables_and_generators_as_methods(photo_dir):
     summary = result["methods"]
     assert summary["net"]["psnr"] == pytest.approx(summary["damaged"]["psnr"])
     assert summary["neg"]["psnr"] < summary["damaged"]["psnr"]
+
+
+def test_blind_classical_never_sees_the_true_mask(photo_dir):
+    original = CLASSICAL["inpaint-sharpen"]
+    methods = ev.builtin_methods()
+    x = torch.zeros(1, 1, SIZE, SIZE)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    blind, oracle = methods["inpaint-sharpen"](x, mask), methods["inpaint-sharpen-oracle"](x, mask)
+    assert torch.equal(blind, original(x, None)) and torch.equal(oracle, original(x, mask))
+    result = ev.evaluate(photo_dir, ["damaged", "inpaint-sharpen", "inpaint-sharpen-oracle"],
+                         limit=2, size=SIZE, progress=False)
+    scores = result["methods"]
+    assert scores["inpaint-sharpen"]["psnr"] != scores["inpaint-sharpen-oracle"]["psnr"]
+    assert "upper bound" in ev.format_table(result)
 
 
 def test_tensor_input():
@@ -124,7 +147,7 @@ def test_bad_input_raises_clear_errors(photo_dir, tmp_path):
     with pytest.raises(ValueError, match="limit"):
         ev.evaluate(photo_dir, limit=0, progress=False)
     with pytest.raises(ValueError, match="unknown damage"):
-        ev.evaluate(photo_dir, damages={"scratches": 0.5}, progress=False)
+        ev.evaluate(photo_dir, damages={"mould": 0.5}, progress=False)
 
 
 def test_command_line(photo_dir, tmp_path, capsys):

@@ -9,8 +9,8 @@ import torch
 from repair.checkpoint import load_generator, read_checkpoint
 from repair.nafnet import MaskedNAFRestorer, NAFBlock
 from repair.nets import build_generator
-from repair.restorer_train import (Schedule, crop_at, learning_rate, mask_scores,
-                                   validate_restorer)
+from repair.masks import mask_scores
+from repair.restorer_train import Schedule, crop_at, learning_rate, validate_restorer
 from repair.synth import CLEAN_SHARE, RestraintPairs, fixed_pairs, restraint_mix
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -95,3 +95,54 @@ def test_failed_restore_leaves_previous_output_intact(tmp_path):
     assert restore_files([tmp_path / "a.png"], out, broken, progress=False) == 1
     assert (out / "a.png").read_bytes() == b"earlier result"
     assert [p.name for p in out.iterdir()] == ["a.png"]
+
+
+def _nafnet_checkpoint(path, change=0.0):
+    """A small restorer-of-record checkpoint whose global branch adds ``change`` everywhere and
+    whose damage head says "damaged" everywhere."""
+    from repair.checkpoint import net_record, save_checkpoint
+    from repair.nafnet import MaskedNAFRestorer
+
+    net = MaskedNAFRestorer(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1),
+                            mask_width=4)
+    with torch.no_grad():
+        net.gain.bias.copy_(torch.tensor([0.0, change]))
+        net.mask_head.bias.fill_(5.0)
+    save_checkpoint(path, {"kind": "release", "generator": net_record(net)})
+    return path
+
+
+def test_masks_and_strength_from_the_command_line(tmp_path):
+    from repair.cli import main
+
+    ckpt = _nafnet_checkpoint(tmp_path / "n.pt", change=0.4)
+    photos = tmp_path / "in"
+    photos.mkdir()
+    gray = np.full((40, 50), 100, np.uint8)
+    Image.fromarray(gray).save(photos / "a.png")
+    Image.fromarray(gray).save(photos / "a_mask.png")   # a photo named like a.png's mask
+    out = tmp_path / "out"
+    assert main(["restore", str(photos / "a.png"), "--out", str(out), "--checkpoint", str(ckpt),
+                 "--masks", "--strength", "0.5", "--quiet"]) == 0
+    restored = np.asarray(Image.open(out / "a.png"), np.float64)
+    assert restored.shape == (40, 50)
+    assert np.allclose(restored, 100 + 0.5 * 0.4 * 127.5, atol=1.0)     # half the change
+    mask = np.asarray(Image.open(out / "a_mask.png"))
+    assert mask.shape == (40, 50) and mask.min() > 250
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["restore", str(photos), "--out", str(out), "--checkpoint", str(ckpt),
+                 "--masks", "--quiet"]) == 2   # a_mask.png photo vs a.png's mask: refused
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert main(["restore", str(photos / "a.png"), "--out", str(tmp_path / "zero"),
+                 "--checkpoint", str(ckpt), "--strength", "0", "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "zero" / "a.png")), gray)
+
+
+def test_masks_need_a_restorer_that_finds_damage(tmp_path, capsys):
+    from repair.cli import main
+
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "a.png")
+    assert main(["restore", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"),
+                 "--model", "median-clahe", "--masks", "--quiet"]) == 2
+    assert "--masks needs" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
