@@ -13,7 +13,7 @@ import numpy as np
 from repair.checkpoint import read_checkpoint
 from repair.images import atomic_write_bytes
 
-__all__ = ["write_history", "read_history", "plot_history"]
+__all__ = ["write_history", "read_history", "plot_history", "plot_rounds"]
 
 
 def write_history(history: dict[str, list], folder: str | os.PathLike) -> list[Path]:
@@ -96,5 +96,39 @@ def plot_history(history: dict[str, list], title: str = "", axes=None, smooth: i
         twin.set_ylabel("PSNR (dB)")
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, ncol=2, loc="upper center",
                   bbox_to_anchor=(0.5, -0.2))
+    fig.tight_layout()
+    return fig
+
+
+def plot_rounds(history: dict[str, list], title: str = "", smooth: int = 100):
+    """The restorer's training (:mod:`repair.restorer_train`): L1 per step (smoothed) on the left;
+    on the right, per validation round, the PSNR of its output and of the damaged input (capped
+    as validation caps it) and the F1 of the damage it finds. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100)
+    l1 = np.array([row.get("loss_G_l1", np.nan) for row in history.get("steps", [])], float)
+    if len(l1):
+        k = max(1, min(smooth, len(l1) // 5 or 1))
+        left.plot(np.arange(1, len(l1) + 1), l1, color="C0", alpha=0.2, lw=0.5)
+        left.plot(np.arange(len(l1) - k + 1) + k, np.convolve(l1, np.ones(k) / k, "valid"),
+                  color="C0", label=f"L1 (mean of {k})")
+        left.set(xlabel="step", ylabel="L1", title=f"{title} training".strip())
+        left.legend(fontsize=7)
+    rounds = history.get("epochs", [])
+    if rounds:
+        steps = [r["step"] for r in rounds]
+        right.plot(steps, [r["val_psnr"] for r in rounds], "o-", ms=3, label="PSNR output")
+        right.plot(steps, [r["val_psnr_damaged"] for r in rounds], ":", color="C3",
+                   label="PSNR damaged input")
+        right.set(xlabel="step", ylabel="PSNR (dB)", title=f"{title} validation".strip())
+        lines, labels = right.get_legend_handles_labels()
+        if "val_mask_f1" in rounds[0]:
+            twin = right.twinx()
+            lines += twin.plot(steps, [r["val_mask_f1"] for r in rounds], "s--", ms=3,
+                               color="C2", label="damage found: F1")
+            labels.append("damage found: F1")
+            twin.set(ylabel="F1", ylim=(0, 1))
+        right.legend(lines, labels, fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

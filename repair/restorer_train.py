@@ -119,14 +119,15 @@ def validate_restorer(net_G: torch.nn.Module, x_clean: torch.Tensor, x_damaged: 
     from repair.metrics import psnr
 
     net = _plain(net_G)
+    device = next(net.parameters()).device
     was_training = net.training
     net.eval()
     restored, found = [], []
     for start in range(0, len(x_damaged), batch_size):
-        out, logits = net(x_damaged[start:start + batch_size], with_mask=True)
-        restored.append(out)
+        out, logits = net(x_damaged[start:start + batch_size].to(device), with_mask=True)
+        restored.append(out.cpu())
         if logits is not None:
-            found.append(torch.sigmoid(logits) > threshold)
+            found.append(torch.sigmoid(logits).cpu() > threshold)
     net.train(was_training)
     x_restored = torch.cat(restored)
     cap = VAL_PSNR_CAP   # clean pairs: an untouched photo scores the cap, not 100 dB
@@ -160,12 +161,14 @@ def fit_restorer(state: TrainState, pairs, val: Sequence[torch.Tensor], schedule
         log: where progress lines go (``None``: silent); one every ``log_every`` steps.
     """
     batch_size = batch_size or state.recipe.batch_size
+    device = next(state.net_G.parameters()).device   # pairs are made on the CPU, trained there
     state.net_G.train()
     state.stop = False
     started, first = time.time(), state.global_step
     while state.global_step < schedule.total_steps and not state.stop:
         crop, batch = crop_at(schedule, state.global_step, batch_size)
-        x_clean, x_damaged, mask = pairs.batch(state.global_step, batch, crop)
+        batch_cpu = pairs.batch(state.global_step, batch, crop)
+        x_clean, x_damaged, mask = (t.to(device) for t in batch_cpu)
         lr = learning_rate(state.recipe.lr, schedule, state.global_step)
         logs = restorer_step(state, x_clean, x_damaged, mask, lr, schedule.grad_clip)
         state.global_step += 1
