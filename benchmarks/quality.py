@@ -26,7 +26,7 @@ import torch
 
 from repair.config import data_root
 from repair.evaluate import (builtin_methods, evaluate, format_table, load_clean_images,
-                             save_json, select_methods, _summarise)
+                             save_json, select_methods, summarise)
 
 SETS = ("set12", "kodak24", "bsd68")
 
@@ -41,9 +41,9 @@ def pooled(results: dict[str, dict]) -> dict:
     names = first["settings"]["methods"]
     settings = dict(first["settings"], images=offset, source=" + ".join(results))
     out = {"settings": settings, "rows": rows, "skipped": first["skipped"],
-           "methods": _summarise(rows, "mix", names)}
+           "methods": summarise(rows, "mix", names)}
     if "per_damage" in first:
-        out["per_damage"] = {d: _summarise(rows, d, names) for d in first["per_damage"]}
+        out["per_damage"] = {d: summarise(rows, d, names) for d in first["per_damage"]}
     return out
 
 
@@ -135,22 +135,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def mask_table_by_set(args, net) -> dict:
     """Mask scores pooled over the sets, each set's photo i damaged with seed + i as above."""
-    from repair.damage import PAPER_MIX, damage
-    from repair.masks import classical_finder, mask_scores, network_finder
+    from repair.masks import classical_finder, mask_quality, network_finder
 
     finders = {"classical (detect_damage)": classical_finder}
     if getattr(net, "hparams", {}).get("mask_width"):
         finders[f"{args.ours}'s damage head"] = network_finder(net)
-    truths, found = [], {name: [] for name in finders}
-    for name in args.sets:
-        _, x_clean = load_clean_images(data_root() / "eval" / name, args.size, args.limit)
-        for i, x in enumerate(x_clean):
-            x_damaged, truth = damage(x[None], seed=args.seed + i, **PAPER_MIX)
-            truths.append(truth)
-            for finder_name, finder in finders.items():
-                found[finder_name].append(finder(x_damaged))
-    truth = torch.cat(truths)
-    return {name: mask_scores(torch.cat(masks), truth) for name, masks in found.items()}
+    sets = [load_clean_images(data_root() / "eval" / name, args.size, args.limit)[1]
+            for name in args.sets]
+    return mask_quality(sets, finders, seed=args.seed)
 
 
 if __name__ == "__main__":

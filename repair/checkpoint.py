@@ -155,6 +155,12 @@ def load_net(record: dict[str, Any], net: nn.Module | None = None, what: str = "
             raise CheckpointError(f"unknown architecture {record['arch']!r} in checkpoint")
         net = registry[record["arch"]](**record["hparams"])
     check_architecture(record, net, what)
+    bad = [k for k, v in record["state_dict"].items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"the checkpoint's {what} has NaN or infinite weights ({bad[0]}"
+                              f"{' and more' if len(bad) > 1 else ''}): the run that wrote it "
+                              "diverged; use an earlier checkpoint")
     _plain(net).load_state_dict(record["state_dict"])   # float16 release weights are cast up
     return net.to(device)
 

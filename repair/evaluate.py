@@ -34,7 +34,7 @@ from repair.images import atomic_write_bytes, find_images, load_gray
 __all__ = [
     "Method", "builtin_methods", "wrap_generator", "resolve_methods", "select_methods",
     "center_square",
-    "load_clean_images", "damage_settings", "evaluate", "format_table", "save_json",
+    "load_clean_images", "damage_settings", "evaluate", "summarise", "format_table", "save_json",
     "add_evaluate_arguments", "run_evaluate",
 ]
 
@@ -187,9 +187,11 @@ def _mean(values: list) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _summarise(rows: list[dict], damage_name: str, method_names: list[str]) -> dict[str, dict]:
-    """Mean scores per method; with ``damaged`` among the methods also ``gain`` (mean PSNR over
-    the damaged input's) and ``worse`` (photos whose PSNR fell below the damaged input's)."""
+def summarise(rows: list[dict], damage_name: str, method_names: list[str]) -> dict[str, dict]:
+    """Mean scores per method over the ``rows`` of one damage setting (rows as :func:`evaluate`
+    returns them; rows pooled from several sets need an ``index`` unique per photo). With
+    ``damaged`` among the methods also ``gain`` (mean PSNR over the damaged input's) and ``worse``
+    (photos whose PSNR fell below the damaged input's)."""
     here = [r for r in rows if r["damage"] == damage_name]
     floor = {r["index"]: r["psnr"] for r in here if r["method"] == "damaged"}
     summary = {}
@@ -290,12 +292,12 @@ def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 
     results = {
         "settings": {"source": source, "images": len(names), "size": size, "seed": seed,
                      "methods": method_names, "damages": settings, "psnr_max": metrics.PSNR_MAX},
-        "methods": _summarise(rows, "mix", method_names),
+        "methods": summarise(rows, "mix", method_names),
         "rows": rows,
         "skipped": skipped,
     }
     if per_damage:
-        results["per_damage"] = {d: _summarise(rows, d, method_names) for d in settings if d != "mix"}
+        results["per_damage"] = {d: summarise(rows, d, method_names) for d in settings if d != "mix"}
     return results
 
 
@@ -430,8 +432,11 @@ def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] |
     try:
         names = None if args.methods is None else [n for arg in args.methods
                                                     for n in arg.split(",") if n]
-        methods = select_methods(names, getattr(args, "checkpoints", None),
-                                 getattr(args, "device", "cpu"), extra_methods)
+        from repair.train import pick_device
+
+        device = str(pick_device(getattr(args, "device", "cpu")))   # before any model loads
+        methods = select_methods(names, getattr(args, "checkpoints", None), device,
+                                 extra_methods)
         results = evaluate(clean, methods, seed=args.seed, per_damage=args.per_damage,
                            limit=args.limit, size=args.size,
                            progress=not getattr(args, "no_progress", False))

@@ -441,6 +441,9 @@ def run_invert(args: argparse.Namespace) -> int:
 
     if args.mask is not None and not Path(args.mask).exists():
         raise FileNotFoundError(f"{args.mask}: no such mask file or folder")
+    from repair.train import pick_device
+
+    args.device = str(pick_device(args.device))   # a clear error before any weights load
     net_G = resolve_generator(args.generator, args.device, progress=not args.quiet)
     side = net_G.resolution
     pairs = expand_inputs(args.inputs)

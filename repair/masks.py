@@ -15,7 +15,7 @@ believes splotches, cracks, scratches or dust were painted. Two are built in:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -71,14 +71,16 @@ def network_finder(net_G: torch.nn.Module, threshold: float = 0.5) -> MaskFinder
     return find
 
 
-def mask_quality(x_clean: torch.Tensor, finders: Mapping[str, MaskFinder], seed: int = 0,
-                 mix: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
-    """Damage every photo (photo ``i`` with seed ``seed + i``) and score each finder's mask.
+def mask_quality(x_clean: torch.Tensor | Sequence[torch.Tensor], finders: Mapping[str, MaskFinder],
+                 seed: int = 0, mix: Mapping[str, float] | None = None
+                 ) -> dict[str, dict[str, float]]:
+    """Damage every photo (photo ``i`` of a set with seed ``seed + i``) and score each finder.
 
     Args:
-        x_clean: ``(N, 1, H, W)`` clean photos in ``[-1, 1]``.
+        x_clean: ``(N, 1, H, W)`` clean photos in ``[-1, 1]``, or several such sets (each one
+            seeded from ``seed`` again, as :func:`repair.evaluate.evaluate` damages each set).
         finders: ``{name: finder}``.
-        seed: base seed, as :func:`repair.evaluate.evaluate` uses it (the same damaged photos).
+        seed: base seed.
         mix: damage strengths (default the paper's mix).
 
     Returns:
@@ -86,12 +88,14 @@ def mask_quality(x_clean: torch.Tensor, finders: Mapping[str, MaskFinder], seed:
         pooled; ``damaged_share`` is the share of pixels truly damaged.
     """
     mix = dict(PAPER_MIX if mix is None else mix)
+    sets = [x_clean] if isinstance(x_clean, torch.Tensor) else list(x_clean)
     truths, found = [], {name: [] for name in finders}
-    for i, x in enumerate(x_clean):
-        x_damaged, truth = damage(x[None], seed=seed + i, **mix)
-        truths.append(truth)
-        for name, finder in finders.items():
-            found[name].append(finder(x_damaged).bool())
+    for photos in sets:
+        for i, x in enumerate(photos):
+            x_damaged, truth = damage(x[None], seed=seed + i, **mix)
+            truths.append(truth)
+            for name, finder in finders.items():
+                found[name].append(finder(x_damaged).bool())
     truth = torch.cat(truths)
     share = truth.float().mean().item()
     return {name: {**mask_scores(torch.cat(masks), truth), "damaged_share": share}

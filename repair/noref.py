@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["sharpness", "gradient", "noise", "contrast", "measure", "MEASURES"]
+__all__ = ["sharpness", "gradient", "noise", "contrast", "highpass_energy", "measure", "MEASURES"]
 
 MEASURES = ("sharpness", "gradient", "noise", "contrast")
 """The measures :func:`measure` returns, in this order."""
@@ -96,6 +96,33 @@ def contrast(x: torch.Tensor) -> float:
         x: one image ``(1, H, W)`` in ``[-1, 1]``.
     """
     return float(_plane(x).std())
+
+
+def highpass_energy(x: torch.Tensor, where: torch.Tensor | np.ndarray | None = None,
+                    sigma: float = 1.0) -> float:
+    """Mean squared high-pass (the image minus its Gaussian blur, ``sigma`` px) of the ``[0, 1]``
+    gray values over the pixels ``where`` is True (all of them by default).
+
+    Grain, noise and invented texture live in this band: comparing a restored photo with its input
+    over the regions a restorer should leave alone (outside its damage mask) shows whether it made
+    them noisier (ratio above 1) or smoother (below 1).
+
+    Args:
+        x: one image ``(1, H, W)`` in ``[-1, 1]``.
+        where: bool ``(H, W)`` (or ``(1, H, W)``) of the pixels to measure.
+        sigma: the Gaussian's sigma in pixels.
+    """
+    plane = _plane(x)
+    band = plane - ndimage.gaussian_filter(plane, sigma, mode="reflect")
+    if where is None:
+        return float(np.mean(band ** 2))
+    keep = np.asarray(where.cpu() if isinstance(where, torch.Tensor) else where, bool)
+    keep = keep.reshape(keep.shape[-2:])
+    if keep.shape != plane.shape:
+        raise ValueError(f"where has shape {keep.shape}, the image {plane.shape}")
+    if not keep.any():
+        raise ValueError("where selects no pixel: nothing to measure")
+    return float(np.mean(band[keep] ** 2))
 
 
 def measure(x: torch.Tensor) -> dict[str, float]:

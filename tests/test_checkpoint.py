@@ -204,3 +204,16 @@ def test_committed_weights_are_listed_in_the_manifest(tmp_path):
             assert local.stat().st_size < 30e6, name
             assert sha256_file(local) == entry.sha256, name
             assert read_checkpoint(local)["kind"] == "release"
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    from repair.checkpoint import CheckpointError, load_generator, net_record, save_checkpoint
+    from repair.nets import UNetGenerator
+
+    net = UNetGenerator(ngf=4, depth=2)
+    record = net_record(net)
+    first = next(k for k, v in record["state_dict"].items() if v.is_floating_point())
+    record["state_dict"][first][...] = float("nan")
+    save_checkpoint(tmp_path / "nan.pt", {"kind": "release", "generator": record})
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_generator(tmp_path / "nan.pt")

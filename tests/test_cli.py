@@ -140,3 +140,23 @@ def test_restore_with_the_shipped_default_weights(tmp_path, capsys):
                  "--quiet"]) == 0
     assert Image.open(out / "scan.png").size == (90, 70) and Image.open(out / "scan.png").mode == "RGBA"
     assert Image.open(out / "deep.png").mode.startswith("I")
+
+
+@pytest.mark.parametrize("device", ["gpu0", "mps", "cuda:7", "tpu"])
+@pytest.mark.parametrize("command", ["restore", "evaluate", "invert"])
+def test_a_device_this_machine_lacks_is_refused_up_front(tmp_path, capsys, command, device):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that many GPUs")
+    from repair.cli import main
+
+    photo = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(photo)
+    args = {"restore": ["restore", str(photo), "--out", str(tmp_path / "o")],
+            "evaluate": ["evaluate", "--clean", str(tmp_path), "--methods", "damaged"],
+            "invert": ["invert", str(photo), "--out", str(tmp_path / "o")]}[command]
+    assert main([*args, "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert device in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -131,3 +131,18 @@ def test_training_runs_resumes_and_releases(tmp_path):
     x_clean, x_damaged, mask = fixed_pairs([torch.zeros(1, 32, 32)] * 2, size=32)
     logs = validate_restorer(net, x_clean, x_damaged, mask)
     assert {"val_psnr", "val_mask_f1", "val_mask_iou"} <= set(logs)
+
+
+def test_mask_quality_scores_each_finder_against_the_truth(photo):
+    from repair.masks import classical_finder, mask_quality, network_finder
+
+    sets = [torch.stack([photo, photo.flip(-1)]), photo[None]]
+    truth_finder = {"all": lambda x: torch.ones_like(x, dtype=torch.bool),
+                    "classical": classical_finder, "head": network_finder(small())}
+    scores = mask_quality(sets, truth_finder, seed=0)
+    share = scores["all"]["damaged_share"]
+    assert 0 < share < 1 and scores["all"]["recall"] == 1.0
+    assert scores["all"]["precision"] == pytest.approx(share)
+    assert set(scores["head"]) == set(scores["classical"]) and 0 <= scores["head"]["f1"] <= 1
+    with pytest.raises(ValueError, match="no damage-mask head"):
+        network_finder(torch.nn.Identity())

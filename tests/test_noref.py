@@ -78,3 +78,19 @@ def test_bad_input_rejected(bad, message):
 def test_values_out_of_range_are_clipped():
     x = torch.from_numpy(np.linspace(-3, 3, 32 * 32, dtype=np.float32).reshape(1, 32, 32))
     assert noref.contrast(x) <= 0.5
+
+
+def test_highpass_energy_sees_added_grain_only_where_asked():
+    from repair.noref import highpass_energy
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64] / 63.0
+    smooth = torch.from_numpy((0.5 * np.sin(3 * xx + 2 * yy)).astype(np.float32))[None]
+    grainy = smooth.clone()
+    grainy[:, :, 32:] += torch.from_numpy(rng.normal(0, 0.1, (1, 64, 32)).astype(np.float32))
+    left = torch.zeros(64, 64, dtype=torch.bool)
+    left[:, :24] = True   # away from the grain: the blur reaches a few pixels
+    assert highpass_energy(grainy) > 10 * highpass_energy(smooth)
+    assert highpass_energy(grainy, left) == pytest.approx(highpass_energy(smooth, left))
+    with pytest.raises(ValueError, match="no pixel"):
+        highpass_energy(smooth, torch.zeros(64, 64, dtype=torch.bool))
