@@ -4,7 +4,8 @@ GFLOPs and memory are counted per 256x256 image on the meta device (no compute, 
 they count: see repair.probe.flops and peak_memory). Times are measured on this CPU with one
 thread at --image-size: inference is one image in eval mode without gradients; a training step
 is, for a generator, one full pix2pix-style step (D on real and fake, then G with L1 + adversarial
-loss, both with Adam) with its partner discriminator, and for a discriminator its own step alone.
+loss, both with Adam) with its partner discriminator (the restorer of record: its own L1 + mask
+step with AdamW, no discriminator), and for a discriminator its own step alone.
 
     python benchmarks/models.py                       # about two minutes at 128x128
     python benchmarks/models.py --image-size 256 --repeats 1
@@ -27,6 +28,9 @@ NETWORKS = {
     "unet": (lambda size: nets.UNetGenerator(ngf=32, depth=4), "patch"),
     "unet (transpose)": (lambda size: nets.UNetGenerator(ngf=32, depth=4, upsample="transpose"),
                          "patch"),
+    "restorer w8": (lambda size: nets.MaskedNAFRestorer(width=8, mask_width=4), None),
+    "restorer w16": (lambda size: nets.MaskedNAFRestorer(width=16, mask_width=8), None),
+    "restorer w24": (lambda size: nets.MaskedNAFRestorer(width=24, mask_width=8), None),
     "paper-D (softmax)": (lambda size: nets.PaperDiscriminator(ndf=32, image_size=size), None),
     "paper-D (logit)": (lambda size: nets.PaperDiscriminator(ndf=32, image_size=size,
                                                              head="logit"), None),
@@ -74,6 +78,16 @@ def gan_step(net_G, net_D, opt_G, opt_D, x_damaged, x_clean):
     opt_G.step()
 
 
+def l1_step(net_G, opt_G, x_damaged, x_clean):
+    """One step of a generator trained without a discriminator (the restorer: L1 + mask BCE)."""
+    opt_G.zero_grad(set_to_none=True)
+    x_restored, logits = net_G(x_damaged, with_mask=True)
+    loss_G = F.l1_loss(x_restored, x_clean) + 0.1 * F.binary_cross_entropy_with_logits(
+        logits, (x_clean > 0).float())
+    loss_G.backward()
+    opt_G.step()
+
+
 def measure(name: str, size: int, batch_size: int, repeats: int) -> dict:
     build, partner = NETWORKS[name]
     net = build(size)
@@ -88,7 +102,10 @@ def measure(name: str, size: int, batch_size: int, repeats: int) -> dict:
     with torch.no_grad():
         infer = timed(lambda: net(one) if is_generator else net(one, one), repeats)
     net.train()
-    if is_generator:
+    if is_generator and partner is None:
+        opt_G = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.9))
+        step = timed(lambda: l1_step(net, opt_G, x_damaged, x_clean), repeats)
+    elif is_generator:
         net_D = NETWORKS[partner][0](size)
         opt_G = torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_D = torch.optim.Adam(net_D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -100,7 +117,8 @@ def measure(name: str, size: int, batch_size: int, repeats: int) -> dict:
         "network": name, "params": sum(p.numel() for p in at256.parameters()),
         "gflop": cost["forward"] / 1e9, "gflop_train": cost["forward_backward"] / 1e9,
         "train_mb": memory["training"] / 2**20, "infer_ms": 1000 * infer,
-        "train_ips": batch_size / step, "step": f"+ {partner}" if partner else "D alone",
+        "train_ips": batch_size / step,
+        "step": f"+ {partner}" if partner else "L1 + mask" if is_generator else "D alone",
     }
 
 

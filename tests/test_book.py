@@ -41,3 +41,30 @@ def test_no_cdn_widget_scripts(built_book):
 def test_every_notebook_is_in_the_toc():
     notebooks = {f"notebooks/{p.stem}" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert notebooks <= set(toc_files())
+
+
+def raw_markdown_tables(html: str) -> list[str]:
+    """Paragraphs of a built page that are a Markdown table printed as text (pipes and a
+    ``|---|`` rule) instead of a rendered ``<table>``."""
+    found = []
+    for paragraph in re.findall(r"<p>(.*?)</p>", html, flags=re.S):
+        text = re.sub(r"<[^>]+>", "", paragraph)
+        if re.search(r"\|\s*:?[-\u2013\u2014]{1,}:?\s*\|", text) and text.count("|") >= 4:
+            found.append(text[:120])
+    return found
+
+
+def test_raw_table_check_catches_an_unrendered_table():
+    today = "<p>| method | PSNR (dB) |\n|—|–:|\n| damaged | 19.94 |</p><p>a | b</p>"
+    assert len(raw_markdown_tables(today)) == 1
+    assert raw_markdown_tables("<table><tr><td>1</td></tr></table><p>x | y</p>") == []
+
+
+@pytest.mark.book
+def test_result_tables_render_as_tables(built_book):
+    for name in toc_files():
+        html = (built_book / f"{name}.html").read_text()
+        assert raw_markdown_tables(html) == [], f"{name}: Markdown table printed as text"
+    chapter_04 = (built_book / "notebooks" / "04_evaluation.html").read_text()
+    outputs = re.findall(r'<div class="cell_output.*?</div>\s*</div>', chapter_04, flags=re.S)
+    assert sum("<table" in out for out in outputs) >= 5   # the result tables of chapter 04
