@@ -146,3 +146,10 @@ def test_mask_quality_scores_each_finder_against_the_truth(photo):
     assert set(scores["head"]) == set(scores["classical"]) and 0 <= scores["head"]["f1"] <= 1
     with pytest.raises(ValueError, match="no damage-mask head"):
         network_finder(torch.nn.Identity())
+
+
+def test_rebuilt_from_its_hparams_like_every_generator():
+    net = small()
+    clone = build_generator(net.arch, **net.hparams)
+    assert clone.hparams == net.hparams
+    clone.load_state_dict(net.state_dict())

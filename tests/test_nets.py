@@ -269,7 +269,7 @@ def test_patch_discriminator_errors():
 
 
 def test_every_network_names_its_architecture_and_hyperparameters():
-    assert set(nets.GENERATORS) == {"paper-generator", "unet"}
+    assert set(nets.GENERATORS) == {"paper-generator", "unet", "nafnet"}
     assert set(nets.DISCRIMINATORS) == {"paper-discriminator", "patch"}
     for net in small_generators() + small_discriminators():
         assert isinstance(net.arch, str) and isinstance(net.hparams, dict)
