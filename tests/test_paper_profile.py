@@ -66,7 +66,7 @@ def test_02_networks_at_the_paper_size(paper_run):
 
 
 def test_03_trains_both_recipes_at_256(paper_run):
-    values = run("03_training_loop", paper_run, num_epochs=1)
+    values = run("03_training_loop", paper_run, num_epochs=1, RESTORER_STEPS=2)
     runs = paper_run / "notebooks" / "runs" / "03"
     for recipe in ("paper", "pix2pix"):
         assert (runs / recipe / "G_best.pt").is_file(), f"no checkpoint for {recipe}"
