@@ -210,8 +210,8 @@ def _restorer_photos(cfg, folder: str | None, seed: int) -> tuple[list, list]:
 
     if cfg.source == "skimage" and folder is None:
         photos = skimage_photos()
-        return split_files(photos[:cfg.num_images] if cfg.num_images else photos, 0.25, seed)
-    return training_photos(folder, seed=seed)
+        return split_files(photos[:cfg.num_images] if cfg.num_images else photos, 0.25, 0)
+    return training_photos(folder, seed=0)  # the validation carve-out never moves with --seed
 
 
 def run_restorer(args: argparse.Namespace, recipe) -> int:
