@@ -19,10 +19,15 @@ from repair.nafnet import MaskedNAFRestorer
 __all__ = [
     "PaperGenerator", "PaperDiscriminator", "UNetGenerator", "PatchDiscriminator",
     "DoubleConv", "Up", "bounded_residual", "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
-    "meta_twin", "summary", "paper_table", "format_table", "REAL",
+    "meta_twin", "summary", "paper_table", "format_table", "REAL", "unwrap",
 ]
 
 REAL = 1  # column of the paper discriminator's softmax that we read as P(real)
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel / DataParallel wrapper (or ``net`` itself)."""
+    return getattr(net, "module", net)
 
 
 def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:

@@ -4,7 +4,7 @@ The GAN recipes of :mod:`repair.train` walk a fixed list of photos epoch by epoc
 (:mod:`repair.nafnet`, recipe ``restorer``) learns from pairs drawn afresh at every step
 (:class:`repair.synth.RestraintPairs`), so its loop counts steps; a *round* of ``val_every`` steps
 plays the part of an epoch (validation, best checkpoint, history), and the callbacks of
-:mod:`repair.train` (checkpoints, history files, time limit) work unchanged.
+:mod:`repair.callbacks` (checkpoints, history files, time limit) work unchanged.
 
 Training is progressive: crops of ``crop`` px for most steps, then ``final_crop`` px (same pixels
 per batch) for the last ``final_share`` of them, so that the channel attention and the global
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from repair.train import Callback, TrainState, _plain, _improved
+from repair.nets import unwrap
+from repair.train import Callback, TrainState, improved
 
 __all__ = ["Schedule", "learning_rate", "crop_at", "restorer_step", "validate_restorer",
            "fit_restorer"]
@@ -118,7 +119,7 @@ def validate_restorer(net_G: torch.nn.Module, x_clean: torch.Tensor, x_damaged: 
     from repair.masks import mask_scores
     from repair.metrics import psnr
 
-    net = _plain(net_G)
+    net = unwrap(net_G)
     device = next(net.parameters()).device
     was_training = net.training
     net.eval()
@@ -196,7 +197,7 @@ def _end_round(state: TrainState, val: Sequence[torch.Tensor], callbacks: Sequen
     state.step_in_epoch = 0
     logs = {"epoch": state.epoch, "step": state.global_step, "images_seen": state.images_seen,
             **validate_restorer(state.net_G, *val)}
-    if _improved(state.recipe, logs, state.best):
+    if improved(state.recipe, logs, state.best):
         state.best = dict(logs)
     state.history["epochs"].append(logs)
     if log:

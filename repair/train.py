@@ -1,50 +1,41 @@
 """The training loop: one step for the discriminator, one for the generator, and ``fit``.
 
 The recipes it runs (the paper's, pix2pix's and two ablations) are in :mod:`repair.recipes`;
-loss-history files and plots in :mod:`repair.history`; the command line in
-:mod:`repair.train_cli`: ``python -m repair.train --recipe paper`` (also ``repair train``), or
-several processes with ``torchrun --nproc_per_node N -m repair.train ...``
-(DistributedDataParallel). Names from those modules are importable from here too.
+the callbacks that write checkpoints and loss histories, and saving/resuming a training state, in
+:mod:`repair.callbacks`; the command line in :mod:`repair.train_cli`: ``repair train --recipe
+paper`` (also ``python -m repair.train``), or several processes with ``torchrun
+--nproc_per_node N -m repair.train ...`` (DistributedDataParallel).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import time
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from repair.checkpoint import (load_net, net_record, read_checkpoint, rng_state, save_checkpoint,
-                               set_rng_state, release_from)
-from repair.history import plot_history, read_history, write_history
-from repair.recipes import RECIPES, Recipe, build_nets, get_recipe, make_optimizers, widths
+from repair.nets import REAL, unwrap
+from repair.recipes import Recipe, build_nets, get_recipe, make_optimizers
+from repair.sampler import make_train_loader
+
+# Old addresses of names that live elsewhere, kept for notebook 03 (not part of this module's API):
+from repair.history import plot_history  # noqa: F401  (home: repair.history)
+from repair.recipes import RECIPES, widths  # noqa: F401  (home: repair.recipes)
 
 __all__ = [
-    "Recipe", "RECIPES", "get_recipe", "widths", "build_nets", "make_optimizers",
-    "adversarial_loss",
-    "update_D", "update_G", "train_step", "TrainState", "new_state", "EpochSampler",
-    "make_train_loader",
-    "validate", "fit", "Callback", "HistoryWriter", "Checkpointer", "TimeLimit", "state_payload",
-    "save_state", "load_state", "write_history", "read_history", "plot_history", "pick_device",
-    "main",
+    "adversarial_loss", "update_D", "update_G", "train_step",
+    "TrainState", "new_state",
+    "validate", "improved", "Callback", "fit", "pick_device",
 ]
 
 
 # ---------------------------------------------------------------- one step per network
-
-
-def _plain(module: nn.Module) -> nn.Module:
-    return getattr(module, "module", module)
 
 
 def adversarial_loss(scores: torch.Tensor, real: bool, net_D: nn.Module) -> torch.Tensor:
@@ -55,9 +46,7 @@ def adversarial_loss(scores: torch.Tensor, real: bool, net_D: nn.Module) -> torc
     were logits, reading column :data:`repair.nets.REAL` as "real" - the sigmoid of a probability
     lies in [0.5, 0.73], which is why that loss barely moves (chapter 02).
     """
-    from repair.nets import REAL
-
-    if not getattr(_plain(net_D), "returns_logits", False):
+    if not getattr(unwrap(net_D), "returns_logits", False):
         scores = scores[:, REAL]                             # (B,) probabilities used as logits
     scores = scores.float()
     target = torch.ones_like(scores) if real else torch.zeros_like(scores)
@@ -115,7 +104,7 @@ def update_G(net_G: nn.Module, net_D: nn.Module | None, opt_G: torch.optim.Optim
         loss_G = recipe.l1_weight * loss_l1
         loss_adv = torch.zeros(())
         if net_D is not None:
-            plain_D = _plain(net_D)                          # no DDP sync: D does not step here
+            plain_D = unwrap(net_D)                          # no DDP sync: D does not step here
             plain_D.requires_grad_(False)                    # frozen: gradients flow only to G
             try:
                 loss_adv = adversarial_loss(plain_D(x_damaged, x_restored), True, plain_D)
@@ -152,7 +141,7 @@ def train_step(state: "TrainState", x_clean: torch.Tensor, x_damaged: torch.Tens
     return logs
 
 
-# ---------------------------------------------------------------- state, data order, validation
+# ---------------------------------------------------------------- state, validation
 
 
 @dataclass
@@ -184,49 +173,6 @@ def new_state(recipe: Recipe | str, ngf: int, ndf: int, image_size: int,
     return TrainState(recipe, net_G, net_D, opt_G, opt_D, settings)
 
 
-class EpochSampler(Sampler[int]):
-    """A seeded shuffle per epoch, sharded across processes, that can start mid-epoch.
-
-    Epoch ``e`` visits ``randperm(n, seed=(seed, e))``; process ``rank`` of ``world`` takes every
-    ``world``-th index (padded so all processes get the same count); ``skip`` drops the first
-    indices of this process (resuming after ``skip / batch_size`` batches). With ``epoch_size``
-    an epoch visits only the first ``epoch_size`` indices of its permutation: a fresh random
-    subset of the data every epoch (shorter epochs, so more validations for the same images).
-    """
-
-    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 epoch_size: int | None = None) -> None:
-        if epoch_size is not None and epoch_size < 1:
-            raise ValueError(f"epoch_size must be a positive number of items, got {epoch_size}")
-        self.n, self.seed, self.rank, self.world = n, seed, rank, world
-        self.size = n if epoch_size is None else min(n, epoch_size)  # items per epoch
-        self.epoch, self.skip = 0, 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def _indices(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=g).tolist()[:self.size]
-        per_rank = math.ceil(self.size / self.world)
-        order += order[:per_rank * self.world - self.size]   # pad to a multiple of world
-        return order[self.rank::self.world]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._indices()[self.skip:])
-
-    def __len__(self) -> int:
-        return max(0, math.ceil(self.size / self.world) - self.skip)
-
-
-def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0,
-                      rank: int = 0, world: int = 1, epoch_size: int | None = None) -> DataLoader:
-    """A loader whose order is :class:`EpochSampler`'s (call ``loader.sampler.set_epoch``)."""
-    sampler = EpochSampler(len(dataset), seed, rank, world, epoch_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      drop_last=False, persistent_workers=False)
-
-
 @torch.no_grad()
 def validate(state: TrainState, val_ds: Dataset, batch_size: int = 16,
              device: str | torch.device = "cpu", amp: bool = False) -> dict[str, float]:
@@ -234,7 +180,7 @@ def validate(state: TrainState, val_ds: Dataset, batch_size: int = 16,
     from repair.metrics import psnr
 
     device = torch.device(device)
-    net_G, net_D = _plain(state.net_G), state.net_D and _plain(state.net_D)
+    net_G, net_D = unwrap(state.net_G), state.net_D and unwrap(state.net_D)
     was_training = net_G.training
     net_G.eval()
     if net_D is not None:
@@ -261,20 +207,24 @@ def validate(state: TrainState, val_ds: Dataset, batch_size: int = 16,
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
-# ---------------------------------------------------------------- callbacks
+# ---------------------------------------------------------------- hooks of the loop
 
 
 class Callback:
     """Hooks that :func:`fit` calls; override the ones you need."""
 
-    def on_step(self, state: TrainState, logs: dict[str, float]) -> None: ...
+    def on_step(self, state: TrainState, logs: dict[str, float]) -> None:
+        """After every optimiser step; ``logs`` holds the step's losses. May set ``state.stop``."""
 
-    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None: ...
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        """After every epoch; ``logs`` holds the validation scores (if any)."""
 
-    def on_train_end(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState) -> None:
+        """Once, when :func:`fit` returns (also after a stop)."""
 
 
-def _improved(recipe: Recipe, logs: dict[str, float], best: dict[str, Any]) -> bool:
+def improved(recipe: Recipe, logs: dict[str, float], best: dict[str, Any]) -> bool:
+    """Whether ``logs`` beat ``best`` on the recipe's ``best_by`` score (PSNR up, losses down)."""
     if not best:
         return True
     key = recipe.best_by
@@ -312,8 +262,6 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
         rank, world: this process and the number of processes (DDP; the data is sharded).
         epoch_size: items per epoch, a fresh random subset each epoch (default: all of them).
     """
-    from tqdm.auto import tqdm
-
     recipe, device = state.recipe, torch.device(device)
     num_epochs = recipe.num_epochs if num_epochs is None else num_epochs
     batch_size = batch_size or recipe.batch_size
@@ -321,8 +269,7 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
         max_steps = min(max_steps or math.inf, math.ceil(max_images / (batch_size * world)))
     loader = make_train_loader(train_ds, batch_size, num_workers, seed, rank, world, epoch_size)
     batches_per_epoch = math.ceil(math.ceil(loader.sampler.size / world) / batch_size)
-    nets = [n for n in (state.net_G, state.net_D) if n is not None]
-    for net in nets:
+    for net in (n for n in (state.net_G, state.net_D) if n is not None):
         net.train()
     state.stop = False
     while state.epoch < num_epochs and (max_steps is None or state.global_step < max_steps) \
@@ -330,161 +277,62 @@ def fit(state: TrainState, train_ds: Dataset, val_ds: Dataset | None = None,
         if hasattr(train_ds, "set_epoch"):
             train_ds.set_epoch(state.epoch)
         loader.sampler.set_epoch(state.epoch, skip=state.step_in_epoch * batch_size)
-        bar = tqdm(loader, desc=f"{recipe.name} epoch {state.epoch + 1}/{num_epochs}",
-                   disable=not progress or rank != 0, leave=False)
-        for x_clean, x_damaged, _ in bar:
-            x_clean = x_clean.to(device, non_blocking=True)            # (B, 1, H, W)
-            x_damaged = x_damaged.to(device, non_blocking=True)        # (B, 1, H, W)
-            logs = train_step(state, x_clean, x_damaged, amp)
-            state.step_in_epoch += 1
-            state.global_step += 1
-            state.images_seen += len(x_clean) * world
-            logs = {"step": state.global_step, "epoch": state.epoch + 1, **logs}
-            state.history["steps"].append(logs)
-            bar.set_postfix(loss_G=f"{logs['loss_G']:.3f}",
-                            loss_D=f"{logs.get('loss_D', float('nan')):.3f}")
-            for cb in callbacks:
-                cb.on_step(state, logs)
-            if world > 1:                                              # all processes stop together
-                state.stop = _any_process(state.stop, device)
-            if state.stop or (max_steps is not None and state.global_step >= max_steps):
-                break
-        bar.close()
+        _run_epoch(state, loader, f"{recipe.name} epoch {state.epoch + 1}/{num_epochs}",
+                   max_steps, device, amp, callbacks, progress and rank == 0, world)
         if state.step_in_epoch < batches_per_epoch:
             break                                                      # stopped mid-epoch
-        state.epoch += 1
-        state.step_in_epoch = 0
-        epoch_logs: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step,
-                                      "images_seen": state.images_seen}
-        if val_ds is not None:
-            epoch_logs.update(validate(state, val_ds, device=device, amp=amp))
-            if _improved(recipe, epoch_logs, state.best):
-                state.best = dict(epoch_logs)
-        state.history["epochs"].append(epoch_logs)
-        if progress and rank == 0:
-            tqdm.write(f"{recipe.name} epoch {state.epoch}: " + ", ".join(
-                f"{k}={v:.4g}" for k, v in epoch_logs.items() if k.startswith("val")))
-        for cb in callbacks:
-            cb.on_epoch_end(state, epoch_logs)
+        _end_epoch(state, val_ds, device, amp, callbacks, progress and rank == 0)
     for cb in callbacks:
         cb.on_train_end(state)
     return state
 
 
-# ---------------------------------------------------------------- checkpoints and history
+def _run_epoch(state: TrainState, loader: DataLoader, desc: str, max_steps: int | None,
+               device: torch.device, amp: bool, callbacks: Sequence[Callback], progress: bool,
+               world: int) -> None:
+    """The steps of one epoch (or of its rest), until it ends, ``max_steps`` or a stop."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
+    for x_clean, x_damaged, _ in bar:
+        x_clean = x_clean.to(device, non_blocking=True)                # (B, 1, H, W)
+        x_damaged = x_damaged.to(device, non_blocking=True)            # (B, 1, H, W)
+        logs = train_step(state, x_clean, x_damaged, amp)
+        state.step_in_epoch += 1
+        state.global_step += 1
+        state.images_seen += len(x_clean) * world
+        logs = {"step": state.global_step, "epoch": state.epoch + 1, **logs}
+        state.history["steps"].append(logs)
+        bar.set_postfix(loss_G=f"{logs['loss_G']:.3f}",
+                        loss_D=f"{logs.get('loss_D', float('nan')):.3f}")
+        for cb in callbacks:
+            cb.on_step(state, logs)
+        if world > 1:                                                  # all processes stop together
+            state.stop = _any_process(state.stop, device)
+        if state.stop or (max_steps is not None and state.global_step >= max_steps):
+            break
+    bar.close()
 
 
-def state_payload(state: TrainState) -> dict[str, Any]:
-    """The full checkpoint of a training state (weights, optimisers, position, RNG, config)."""
-    return {
-        "kind": "full",
-        "recipe": dataclasses.asdict(state.recipe),
-        "settings": dict(state.settings),
-        "generator": net_record(state.net_G),
-        "discriminator": net_record(state.net_D) if state.net_D is not None else None,
-        "opt_G": state.opt_G.state_dict(),
-        "opt_D": state.opt_D.state_dict() if state.opt_D is not None else None,
-        "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
-        "global_step": state.global_step, "images_seen": state.images_seen,
-        "rng": rng_state(),
-        "history": state.history, "best": state.best,
-    }
+def _end_epoch(state: TrainState, val_ds: Dataset | None, device: torch.device, amp: bool,
+               callbacks: Sequence[Callback], progress: bool) -> None:
+    """Count the epoch, validate, record the best epoch, and call the callbacks."""
+    from tqdm.auto import tqdm
 
-
-def save_state(state: TrainState, path: str | os.PathLike) -> Path:
-    """Write a full checkpoint of ``state`` atomically (temporary file, then rename)."""
-    return save_checkpoint(path, state_payload(state))
-
-
-def _recipe_from(saved: dict[str, Any]) -> Recipe:
-    saved = dict(saved)
-    saved["betas"] = tuple(saved["betas"])
-    return Recipe(**saved)
-
-
-def load_state(path: str | os.PathLike, state: TrainState | None = None,
-               device: str | torch.device = "cpu", restore_rng: bool = True) -> TrainState:
-    """Resume from a full checkpoint: into ``state``'s objects (checked) or into new ones.
-
-    Raises:
-        repair.checkpoint.CheckpointError: damaged file, another program's file, a release
-            (generator-only) checkpoint, or networks of another architecture.
-    """
-    from repair.checkpoint import CheckpointError
-
-    payload = read_checkpoint(path)
-    if payload.get("kind") != "full":
-        raise CheckpointError(f"{path}: a generator-only release checkpoint cannot resume "
-                              "training; load it with repair.checkpoint.load_generator")
-    if state is None:
-        s = payload["settings"]
-        state = new_state(_recipe_from(payload["recipe"]), s["ngf"], s["ndf"], s["image_size"],
-                          device, s.get("seed", 0),
-                          **{k: v for k, v in s.items() if k not in ("ngf", "ndf", "image_size",
-                                                                     "seed")})
-    load_net(payload["generator"], state.net_G, "generator", device)
-    if (payload["discriminator"] is None) != (state.net_D is None):
-        raise CheckpointError(f"{path}: the checkpoint's recipe {payload['recipe']['name']!r} and "
-                              f"this run's {state.recipe.name!r} differ in having a discriminator")
-    if state.net_D is not None:
-        load_net(payload["discriminator"], state.net_D, "discriminator", device)
-        state.opt_D.load_state_dict(payload["opt_D"])
-    state.opt_G.load_state_dict(payload["opt_G"])
-    for key in ("epoch", "step_in_epoch", "global_step", "images_seen", "history", "best"):
-        setattr(state, key, payload[key])
-    state.settings.update(payload["settings"])
-    if restore_rng:
-        set_rng_state(payload["rng"])
-    return state
-
-
-class HistoryWriter(Callback):
-    """Writes the loss history (JSON + CSV) to ``folder`` after every epoch and at the end."""
-
-    def __init__(self, folder: str | os.PathLike) -> None:
-        self.folder = Path(folder)
-
-    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
-        write_history(state.history, self.folder)
-
-    def on_train_end(self, state: TrainState) -> None:
-        write_history(state.history, self.folder)
-
-
-class TimeLimit(Callback):
-    """Ends training (after the current step, checkpoints written) once ``seconds`` have passed."""
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.time() + seconds
-
-    def on_step(self, state: TrainState, logs: dict[str, float]) -> None:
-        if time.time() >= self.deadline:
-            state.stop = True
-
-
-class Checkpointer(Callback):
-    """Saves ``last.pt`` (full) every epoch and every ``every`` steps, ``epoch_NN.pt`` if asked,
-    ``best.pt`` when the validation score improves, and ``G_best.pt`` (generator only)."""
-
-    def __init__(self, folder: str | os.PathLike, every: int | None = None,
-                 keep_epochs: bool = False) -> None:
-        self.folder, self.every, self.keep_epochs = Path(folder), every, keep_epochs
-
-    def on_step(self, state: TrainState, logs: dict[str, float]) -> None:
-        if self.every and state.global_step % self.every == 0:
-            save_state(state, self.folder / "last.pt")
-
-    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
-        payload = state_payload(state)
-        save_checkpoint(self.folder / "last.pt", payload)
-        if self.keep_epochs:
-            save_checkpoint(self.folder / f"epoch_{state.epoch:02d}.pt", payload)
-        if state.best.get("epoch") == state.epoch:
-            save_checkpoint(self.folder / "best.pt", payload)
-            save_checkpoint(self.folder / "G_best.pt", release_from(payload, metrics=dict(logs)))
-
-    def on_train_end(self, state: TrainState) -> None:
-        save_state(state, self.folder / "last.pt")
+    state.epoch += 1
+    state.step_in_epoch = 0
+    epoch_logs: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step,
+                                  "images_seen": state.images_seen}
+    if val_ds is not None:
+        epoch_logs.update(validate(state, val_ds, device=device, amp=amp))
+        if improved(state.recipe, epoch_logs, state.best):
+            state.best = dict(epoch_logs)
+    state.history["epochs"].append(epoch_logs)
+    if progress:
+        tqdm.write(f"{state.recipe.name} epoch {state.epoch}: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in epoch_logs.items() if k.startswith("val")))
+    for cb in callbacks:
+        cb.on_epoch_end(state, epoch_logs)
 
 
 # ---------------------------------------------------------------- devices
@@ -522,11 +370,10 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m repair.train``: the options of ``repair train`` (:mod:`repair.train_cli`)."""
-    from repair.train_cli import main as cli_main
-
-    return cli_main(argv)
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # `python -m repair.train ...` (and torchrun's `-m repair.train`) runs `repair train`, as the
+    # commands recorded in checkpoints/MANIFEST.md do. The command line lives above this module
+    # (repair.train_cli imports it), so it is loaded by name here rather than imported.
+    import importlib
+
+    raise SystemExit(importlib.import_module("repair.train_cli").main())

@@ -21,8 +21,9 @@ import torch
 from repair.damage import MIXES
 from repair.images import atomic_write_bytes
 from repair.recipes import RECIPES, get_recipe, widths
-from repair.train import (Callback, Checkpointer, HistoryWriter, TimeLimit, TrainState, _plain,
-                          fit, load_state, new_state, pick_device)
+from repair.callbacks import Checkpointer, HistoryWriter, TimeLimit, load_state
+from repair.nets import unwrap as _plain
+from repair.train import Callback, TrainState, fit, new_state, pick_device
 
 __all__ = ["add_train_arguments", "init_generator", "run_train", "main", "wrap_ddp"]
 

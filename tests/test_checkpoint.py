@@ -11,7 +11,8 @@ import torch
 from repair.checkpoint import (ArchitectureMismatchError, CheckpointError, load_generator,
                                read_checkpoint, save_checkpoint)
 from repair.data import PairedDataset
-from repair.train import fit, load_state, new_state, save_state, state_payload
+from repair.callbacks import load_state, save_state, state_payload
+from repair.train import fit, new_state
 from tests.test_train import SIZE, one_thread, photos  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -20,7 +20,8 @@ WORKER = textwrap.dedent("""
     import torch
     import torch.distributed as dist
     from repair.data import PairedDataset
-    from repair.train import TimeLimit, fit, new_state
+    from repair.callbacks import TimeLimit
+    from repair.train import fit, new_state
     from repair.train_cli import _distributed, add_train_arguments, run_train, wrap_ddp
     from tests.test_train import SIZE, photos
 

@@ -12,9 +12,11 @@ import torch
 
 from repair.data import PairedDataset
 from repair.nets import REAL
-from repair.train import (RECIPES, Callback, EpochSampler, adversarial_loss, fit, get_recipe,
-                          new_state, pick_device, plot_history, read_history, update_D, update_G,
-                          validate, write_history)
+from repair.history import plot_history, read_history, write_history
+from repair.recipes import RECIPES, get_recipe
+from repair.sampler import EpochSampler
+from repair.train import (Callback, adversarial_loss, fit, new_state, pick_device, update_D,
+                          update_G, validate)
 from repair.train_cli import add_train_arguments, run_train
 
 SIZE = 32
@@ -238,7 +240,7 @@ def test_cli_rejects_unknown_recipe():
 
 
 def test_time_limit_stops_after_the_current_step():
-    from repair.train import TimeLimit
+    from repair.callbacks import TimeLimit
 
     train_ds, _ = datasets()
     state = small_state("l1")
@@ -248,7 +250,7 @@ def test_time_limit_stops_after_the_current_step():
 
 
 def test_paper_networks_keep_the_papers_widths():
-    from repair.train import widths
+    from repair.recipes import widths
 
     assert widths(get_recipe("paper"), 64, 64) == (32, 32)       # paper profile: still Figs. 3-4
     assert widths(get_recipe("paper"), 8, 8) == (8, 8)            # tiny: narrower is allowed
@@ -279,7 +281,7 @@ def test_fit_with_epoch_size_validates_after_that_many_images():
 
 def test_init_generator_fine_tunes_from_a_checkpoint_of_the_same_architecture(tmp_path):
     from repair.checkpoint import release_from, save_checkpoint
-    from repair.train import state_payload
+    from repair.callbacks import state_payload
     from repair.train_cli import init_generator
 
     donor = small_state("pix2pix", seed=1)
