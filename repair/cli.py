@@ -95,7 +95,7 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
 
         if args.tile < 32 or args.overlap < 0 or args.overlap >= args.tile // 2:
             raise ValueError("--tile must be at least 32 and --overlap between 0 and tile/2")
-        from repair.train import pick_device
+        from repair.device import pick_device
 
         device = pick_device(args.device)          # checked before any model loads
         restorer = resolve_restorer(args.model, args.checkpoint, tile=args.tile,

@@ -25,13 +25,14 @@ from repair.recipes import Recipe, build_nets, get_recipe, make_optimizers
 from repair.sampler import make_train_loader
 
 # Old addresses of names that live elsewhere, kept for notebook 03 (not part of this module's API):
+from repair.device import pick_device  # noqa: F401  (home: repair.device)
 from repair.history import plot_history  # noqa: F401  (home: repair.history)
 from repair.recipes import RECIPES, widths  # noqa: F401  (home: repair.recipes)
 
 __all__ = [
     "adversarial_loss", "update_D", "update_G", "train_step",
     "TrainState", "new_state",
-    "validate", "improved", "Callback", "fit", "pick_device",
+    "validate", "improved", "Callback", "fit",
 ]
 
 
@@ -333,41 +334,6 @@ def _end_epoch(state: TrainState, val_ds: Dataset | None, device: torch.device, 
             f"{k}={v:.4g}" for k, v in epoch_logs.items() if k.startswith("val")))
     for cb in callbacks:
         cb.on_epoch_end(state, epoch_logs)
-
-
-# ---------------------------------------------------------------- devices
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA if present, else Apple's MPS, else the CPU; or the device named.
-
-    Raises:
-        ValueError: a name that is not a device (``gpu0``), or a device this machine lacks.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device {name!r} is not a device: use auto, cpu, cuda, cuda:N or "
-                         "mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available: use --device cpu")
-    if device.type == "cuda" and device.index is not None \
-            and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r} asked for but this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
-    mps = getattr(torch.backends, "mps", None)
-    if device.type == "mps" and not (mps and mps.is_available()):
-        raise ValueError(f"device {name!r} asked for but Apple's MPS is not available here: "
-                         "use --device cpu")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {name!r} is not supported: use auto, cpu, cuda or mps")
-    return device
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from repair.nets import REAL
 from repair.history import plot_history, read_history, write_history
 from repair.recipes import RECIPES, get_recipe
 from repair.sampler import EpochSampler
-from repair.train import (Callback, adversarial_loss, fit, new_state, pick_device, update_D,
-                          update_G, validate)
+from repair.device import pick_device
+from repair.train import Callback, adversarial_loss, fit, new_state, update_D, update_G, validate
 from repair.train_cli import add_train_arguments, run_train
 
 SIZE = 32
