@@ -10,19 +10,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from repair import __version__
+from repair.options_cli import strength
 
-__all__ = ["main", "build_parser", "strength"]
-
-
-def strength(text: str) -> float:
-    """argparse type: a damage strength between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"strength must be between 0 and 1, got {value}")
-    return value
+__all__ = ["main", "build_parser", "strength", "COMMANDS"]
 
 
 def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
@@ -41,12 +31,14 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
                        help=f"daguerreotype {name} strength 0-1 (default 0: off)")
     p.add_argument("--masks", action="store_true", help="also write <name>_mask.png (white where "
                                                         "splotches and cracks painted)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files already in --out (default: refuse before starting)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
         from repair.batch import damage_files
         return damage_files(args.inputs, args.out, seed=args.seed, masks=args.masks,
-                            progress=not args.quiet,
+                            progress=not args.quiet, overwrite=args.overwrite,
                             strengths={k: getattr(args, k) for k in (*PAPER_MIX, *PLATE_DAMAGES)})
 
     return run
@@ -60,7 +52,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> Callable:
 
 
 def _evaluate_arguments(p: argparse.ArgumentParser) -> Callable:
-    from repair.evaluate import add_evaluate_arguments, run_evaluate
+    from repair.evaluate_cli import add_evaluate_arguments, run_evaluate
 
     p.description = ("Damage the clean photos with fixed seeds, restore them with each method, "
                      "print a table and optionally write JSON.")
@@ -88,21 +80,21 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
                         "1 (default) the full restoration")
     p.add_argument("--masks", action="store_true",
                    help="also write <name>_mask.png: where the restorer found damage (white)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files already in --out (default: refuse before starting)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
-        from repair.restore import resolve_restorer, restore_files
-
-        if args.tile < 32 or args.overlap < 0 or args.overlap >= args.tile // 2:
-            raise ValueError("--tile must be at least 32 and --overlap between 0 and tile/2")
         from repair.device import pick_device
+        from repair.restore import check_tiles, plan_restore, resolve_restorer, restore_files
 
+        check_tiles(args.tile, args.overlap)       # options, device, inputs and outputs are all
         device = pick_device(args.device)          # checked before any model loads
+        plan = plan_restore(args.inputs, args.out, args.masks, args.overwrite)
         restorer = resolve_restorer(args.model, args.checkpoint, tile=args.tile,
                                     overlap=args.overlap, device=device,
                                     strength=args.strength)
-        return restore_files(args.inputs, args.out, restorer, progress=not args.quiet,
-                             masks=args.masks)
+        return restore_files(plan, None, restorer, progress=not args.quiet)
 
     return run
 
@@ -135,7 +127,7 @@ def _fetch_loc_arguments(p: argparse.ArgumentParser) -> Callable:
 
 
 def _invert_arguments(p: argparse.ArgumentParser) -> Callable:
-    from repair.inversion import add_invert_arguments, run_invert
+    from repair.invert_cli import add_invert_arguments, run_invert
 
     add_invert_arguments(p)
     return run_invert

@@ -26,6 +26,7 @@ __all__ = [
     "gaussian_blur", "splotches", "cracks", "lower_contrast", "splotch_layer", "crack_layer",
     "tarnish", "haze", "scratches", "dust", "tarnish_layer", "haze_layer", "scratch_layer",
     "dust_layer", "polishing_lines", "composite", "damage", "MIXES", "MILD_MIX", "random_mix",
+    "check_strength",
 ]
 
 DAMAGES = ("blur", "splotches", "cracks", "contrast")
@@ -52,6 +53,22 @@ MIN_CONTRAST = 0.25  # contrast factor left at strength 1
 ALPHA_FLOOR = 0.02  # coverage below this is set to exactly 0, so the mask is exact
 
 
+def check_strength(value: float | str, name: str = "") -> float:
+    """``value`` as a float damage strength in [0, 1] (a number or its text, as typed).
+
+    Raises:
+        ValueError: not a number, or outside [0, 1]; the message names the damage (``name``).
+    """
+    label = f"{name} strength" if name else "strength"
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label}: {value!r} is not a number") from None
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"{label} must be between 0 and 1, got {value}")
+    return strength
+
+
 def _check(x: torch.Tensor, strength: float, name: str) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"{name}: expected a float tensor in [-1, 1], got {type(x).__name__}"
@@ -59,8 +76,7 @@ def _check(x: torch.Tensor, strength: float, name: str) -> None:
     if x.dim() not in (3, 4) or x.shape[-3] != 1:
         raise ValueError(f"{name}: expected a grayscale image (1, H, W) or batch (B, 1, H, W), "
                          f"got shape {tuple(x.shape)}")
-    if not 0.0 <= float(strength) <= 1.0:
-        raise ValueError(f"{name} strength must be between 0 and 1, got {strength}")
+    check_strength(strength, name)
 
 
 def _per_image(x: torch.Tensor):

@@ -20,7 +20,6 @@ over an average-pooled pyramid (see :class:`RobustLoss`). Written from the paper
 from __future__ import annotations
 
 import copy
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,7 @@ from repair import damage as _damage
 from repair.stylegan import StyleGAN2Generator, to_gray
 
 __all__ = ["Degradation", "RobustLoss", "InversionResult", "invert", "normalized_step",
-           "lpips_available", "ssim", "PHASES", "DEFAULT_GENERATOR", "resolve_generator",
-           "parse_steps", "add_invert_arguments", "run_invert"]
+           "lpips_available", "ssim", "PHASES", "DEFAULT_GENERATOR", "resolve_generator"]
 
 PHASES = ("W", "W+", "W++")
 
@@ -57,12 +55,11 @@ class Degradation(nn.Module):
     def __init__(self, blur: float = 0.0, contrast: float = 0.0,
                  mask: torch.Tensor | None = None, downsample: int = 1, to_gray: bool = False):
         super().__init__()
-        for name, value in (("blur", blur), ("contrast", contrast)):
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} strength must be between 0 and 1, got {value}")
+        blur, contrast = _damage.check_strength(blur, "blur"), _damage.check_strength(contrast,
+                                                                                     "contrast")
         if int(downsample) != downsample or downsample < 1:
             raise ValueError(f"downsample must be a positive integer factor, got {downsample}")
-        self.blur, self.contrast = float(blur), float(contrast)
+        self.blur, self.contrast = blur, contrast
         self.downsample, self.to_gray = int(downsample), bool(to_gray)
         if mask is not None:
             mask = torch.as_tensor(mask).bool()
@@ -261,6 +258,31 @@ def invert(net_G: StyleGAN2Generator, target: torch.Tensor,
     device = torch.device(device) if device is not None else net_G.const.device
     net_G = net_G.to(device)
     degradation = copy.deepcopy(degradation) if degradation is not None else Degradation()
+    target = _checked_target(net_G, target, degradation, device)
+    degradation = degradation.to(device)
+    criterion = loss if isinstance(loss, RobustLoss) else RobustLoss(loss)
+    criterion = criterion.to(device)
+    generator = torch.Generator().manual_seed(seed)
+
+    result = InversionResult(loss_name=criterion.name)
+    latent = _initial_latent(net_G, target.shape[0], device)
+    trainable = [p.requires_grad for p in net_G.parameters()]
+    net_G.requires_grad_(False)  # frozen; restored below
+    try:
+        _run_phases(net_G, target, degradation, criterion, degradation.mask, generator, latent,
+                    phases, lrs, progress, callback, result)
+    finally:
+        for p, flag in zip(net_G.parameters(), trainable):
+            p.requires_grad_(flag)
+    return result
+
+
+def _checked_target(net_G: StyleGAN2Generator, target: torch.Tensor, degradation: Degradation,
+                    device: torch.device) -> torch.Tensor:
+    """``target`` as ``(B, C, side, side)`` on ``device``, or a ValueError that says what to fix.
+
+    Sets ``degradation.to_gray`` for a gray target and an RGB generator.
+    """
     target = target[None] if target.dim() == 3 else target
     if target.dim() != 4:
         raise ValueError(f"target must be (C, h, w) or (B, C, h, w), got {tuple(target.shape)}")
@@ -275,27 +297,12 @@ def invert(net_G: StyleGAN2Generator, target: torch.Tensor,
         raise ValueError(f"target is {tuple(target.shape[-2:])} but this generator and "
                          f"down-sampling x{degradation.downsample} need ({side}, {side}); "
                          "crop/resize the photo first")
-    degradation = degradation.to(device)
     mask = degradation.mask
     if mask is not None and (tuple(mask.shape[-2:]) != (side, side) or
                              mask.shape[0] not in (1, target.shape[0])):
         raise ValueError(f"mask is {tuple(mask.shape)}, target is {tuple(target.shape)}: give "
                          "one mask per photo (or one for all) at the photo's size")
-    criterion = loss if isinstance(loss, RobustLoss) else RobustLoss(loss)
-    criterion = criterion.to(device)
-    generator = torch.Generator().manual_seed(seed)
-
-    result = InversionResult(loss_name=criterion.name)
-    latent = _initial_latent(net_G, target.shape[0], device)
-    trainable = [p.requires_grad for p in net_G.parameters()]
-    net_G.requires_grad_(False)  # frozen; restored below
-    try:
-        _run_phases(net_G, target, degradation, criterion, mask, generator, latent, phases, lrs,
-                    progress, callback, result)
-    finally:
-        for p, flag in zip(net_G.parameters(), trainable):
-            p.requires_grad_(flag)
-    return result
+    return target
 
 
 def _run_phases(net_G, target, degradation, criterion, mask, generator, latent, phases, lrs,
@@ -323,11 +330,10 @@ def _run_phases(net_G, target, degradation, criterion, mask, generator, latent, 
     bar.close()
 
 
-# ---------------------------------------------------------------- command line: repair invert
+# ---------------------------------------------------------------- generators by name
 
 DEFAULT_GENERATOR = "stylegan-faces64"
 """The committed generator: ``checkpoints/stylegan-faces64.pt``, 64x64 gray faces, CPU-trained."""
-PHASE_SUFFIXES = {"W": "_w", "W+": "_wplus", "W++": "_wplusplus"}
 
 
 def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch.device = "cpu",
@@ -356,123 +362,3 @@ def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch
     raise FileNotFoundError(f"{name_or_path}: neither a generator file nor a known name "
                             f"({', '.join(known)}); pass a path written by "
                             "`python -m repair.gantrain --export` or an NVIDIA .pkl")
-
-
-def parse_steps(text: str) -> tuple[int, int, int]:
-    """argparse type: ``"150,150,150"`` -> steps of the W, W+ and W++ phases (0 skips one)."""
-    try:
-        steps = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        steps = ()
-    if len(steps) != 3 or min(steps) < 0 or sum(steps) == 0:
-        raise argparse.ArgumentTypeError(
-            f"--steps needs three non-negative whole numbers N,N,N (W, W+, W++), not all 0; "
-            f"got {text!r}")
-    return steps  # type: ignore[return-value]
-
-
-def add_invert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the options of ``repair invert`` to ``parser``."""
-    from repair.cli import strength
-
-    parser.description = (
-        "Restore photos by robust StyleGAN inversion (W, then W+, then W++ filter-wise latents): "
-        "search the frozen generator for an image whose degraded version matches the photo. "
-        "Photos of any size and mode are read as gray, centre-cropped to a square and resized to "
-        "the generator's resolution (64x64 for the default faces generator), so the results have "
-        "that size. Works for photos like the generator's training set (the default: frontal "
-        "gray faces). Inputs are never overwritten; a bad file is reported and the batch goes on.")
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE",
-                        help="image files or folders (recursive)")
-    parser.add_argument("--out", required=True, help="output folder (created if missing); "
-                                                     "<name>.png is the final restoration")
-    parser.add_argument("--generator", default=DEFAULT_GENERATOR, metavar="NAME|PATH",
-                        help=f"committed name (default {DEFAULT_GENERATOR}), a registry name "
-                             "(ffhq-res256, ...; downloaded once) or a generator file (.pt from "
-                             "`python -m repair.gantrain --export`, or an NVIDIA .pkl)")
-    parser.add_argument("--steps", type=parse_steps, default=(150, 150, 150), metavar="N,N,N",
-                        help="steps of the W, W+ and W++ phases (default 150,150,150; 0 skips "
-                             "a phase)")
-    parser.add_argument("--mask", default=None, metavar="MASK",
-                        help="where the photo is missing (white = missing): one image for every "
-                             "input, or a folder holding <name>_mask.* or <name>.* per input "
-                             "(as `repair damage --masks` writes); cropped/resized like the photo")
-    parser.add_argument("--blur", type=strength, default=0.0, metavar="S",
-                        help="blur strength 0-1 that the photo suffered (as in `repair damage`; "
-                             "default 0)")
-    parser.add_argument("--contrast", type=strength, default=0.0, metavar="S",
-                        help="contrast-loss strength 0-1 that the photo suffered (default 0)")
-    parser.add_argument("--save-phases", action="store_true",
-                        help="also write <name>_w.png, <name>_wplus.png, <name>_wplusplus.png "
-                             "(the restoration after each phase)")
-    parser.add_argument("--loss", default="auto", choices=("auto", "lpips", "ms-l1-ssim"),
-                        help="perceptual distance (default auto: LPIPS if installed with its "
-                             "weights, else the offline multi-scale L1+SSIM substitute)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the random fill of masked pixels")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
-
-
-def _mask_for(mask_arg: str | None, path: Path, rel: Path) -> Path | None:
-    """The mask file of one input: the file itself, or <name>_mask.* / <name>.* in a folder."""
-    from repair.images import IMAGE_EXTENSIONS
-
-    if mask_arg is None:
-        return None
-    root = Path(mask_arg)
-    if root.is_file():
-        return root
-    for stem in (rel.stem + "_mask", rel.stem):  # <name>_mask first: a folder may hold both
-        for ext in IMAGE_EXTENSIONS:
-            for candidate in (root / rel.with_name(stem + ext), root / (stem + ext)):
-                if candidate.is_file() and candidate.resolve() != path.resolve():
-                    return candidate
-    raise FileNotFoundError(f"{path}: no mask for it in {root} (looked for {rel.stem}.* and "
-                            f"{rel.stem}_mask.*)")
-
-
-def run_invert(args: argparse.Namespace) -> int:
-    """Run ``repair invert`` from parsed arguments; returns the exit status (0 ok, 1 a failure)."""
-    from repair.batch import expand_inputs, plan_outputs, run_batch
-    from repair.evaluate import center_square
-    from repair.images import load_gray, save_gray
-
-    if args.mask is not None and not Path(args.mask).exists():
-        raise FileNotFoundError(f"{args.mask}: no such mask file or folder")
-    from repair.train import pick_device
-
-    args.device = str(pick_device(args.device))   # a clear error before any weights load
-    net_G = resolve_generator(args.generator, args.device, progress=not args.quiet)
-    side = net_G.resolution
-    pairs = expand_inputs(args.inputs)
-    out_dir = Path(args.out)
-    outputs = plan_outputs(pairs, out_dir)
-    phase_outputs = {phase: plan_outputs(pairs, out_dir, suffix=suffix)
-                     for phase, suffix in PHASE_SUFFIXES.items()} if args.save_phases else {}
-    every = [o.resolve() for o in outputs] + [o.resolve() for outs in phase_outputs.values()
-                                              for o in outs]
-    inputs = {p.resolve() for p, _ in pairs}
-    if len(set(every)) != len(every) or inputs & set(every):
-        raise ValueError("the per-phase files would clash with other outputs or inputs; choose "
-                         "another --out folder")
-    rel_of = dict(pairs)
-    index = {out: i for i, out in enumerate(outputs)}
-    loss = RobustLoss(args.loss)
-
-    def job(path: Path, out: Path) -> None:
-        x_damaged = center_square(load_gray(path), side)[None]  # (1, 1, R, R)
-        mask = None
-        if (mask_path := _mask_for(args.mask, path, rel_of[path])) is not None:
-            # (1, 1, R, R): a pixel at least 10% covered after resizing counts as missing
-            mask = center_square(load_gray(mask_path), side)[None] > -0.8
-        f_hat = Degradation(blur=args.blur, contrast=args.contrast, mask=mask)
-        result = invert(net_G, x_damaged, f_hat, phases=tuple(args.steps), loss=loss,
-                        progress=not args.quiet, device=args.device, seed=args.seed)
-        for phase, restored in zip(PHASES, result.restorations):
-            if phase in phase_outputs:
-                save_gray(to_gray(restored)[0].cpu(), phase_outputs[phase][index[out]])
-        save_gray(to_gray(result.restored)[0].cpu(), out)
-
-    return run_batch(pairs, job, outputs, desc="invert", progress=not args.quiet)

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from repair.images import load_gray
-from repair.inversion import add_invert_arguments, parse_steps, resolve_generator, run_invert
+from repair.inversion import resolve_generator
+from repair.invert_cli import add_invert_arguments, parse_steps, run_invert
 from repair.stylegan import StyleGAN2Generator, save_generator
 
 
