@@ -7,7 +7,8 @@ exponential moving average of the generator (the one we keep), and differentiabl
 hundred photos last longer before the discriminator memorises them. Checkpoints are atomic,
 carry the config and resume exactly where they stopped.
 
-Command line (the chapter's background run, then the export of its EMA generator)::
+Command line (:mod:`repair.gantrain_cli`; the chapter's background run, then the export of its
+EMA generator)::
 
     python -m repair.gantrain --out runs/stylegan --stop-at 03:30 --threads 1
     python -m repair.gantrain --out runs/stylegan --export checkpoints/stylegan-faces64.pt
@@ -15,15 +16,12 @@ Command line (the chapter's background run, then the export of its EMA generator
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import datetime as dt
 import io
-import json
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from repair.images import atomic_write_bytes, load_gray, save_gray
 from repair.stylegan import GENERATOR_KIND, StyleGAN2Discriminator, StyleGAN2Generator
 
 __all__ = ["TrainConfig", "load_faces", "augment", "GANTrainer", "parse_stop_at",
-           "export_generator", "main"]
+           "export_generator"]
 
 TRAINER_KIND = "repair.gantrain"
 
@@ -276,30 +274,6 @@ class GANTrainer:
         return save_gray(grid, path)
 
 
-def plot_history(history: list[dict], path: str | os.PathLike, smooth: int = 50) -> None:
-    """Loss curves (moving averages) to a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3), dpi=100)
-    kernel = np.ones(smooth) / smooth
-    for key, ax in (("loss_D", axes[0]), ("loss_G", axes[0]), ("D_real", axes[1]),
-                    ("D_fake", axes[1])):
-        values = np.array([h[key] for h in history])
-        if len(values) >= smooth:
-            values = np.convolve(values, kernel, mode="valid")
-        ax.plot(values, label=key)
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
                      samples: bool = True) -> Path:
     """Write the EMA generator of a training ``checkpoint`` to ``out`` (generator only, float32).
@@ -335,80 +309,9 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
                                        for k in ("loss_D", "loss_G")} if history else {})
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: train until ``--steps`` or ``--stop-at``, checkpointing every few minutes."""
-    from repair.config import data_root
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="run folder (checkpoint.pt, samples, curves)")
-    parser.add_argument("--data", default=str(data_root() / "train" / "faces-att"))
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=None, help="stop after this many steps")
-    parser.add_argument("--stop-at", default=None, help='"HH:MM" UTC or an ISO time')
-    parser.add_argument("--every", type=float, default=300, help="seconds between checkpoints")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--export", metavar="PATH", default=None,
-                        help="do not train: write the EMA generator of --out's checkpoint.pt to "
-                             "PATH (generator only, a few MB) and exit")
-    args = parser.parse_args(argv)
-    if args.export:
-        from repair.registry import sha256_file
-
-        path = export_generator(Path(args.out) / "checkpoint.pt", args.export)
-        info = torch.load(path, map_location="cpu", weights_only=True)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256_file(path)}): "
-              f"step {info['step']}, {info['nimg']:,} images seen, exported {info['exported']}; "
-              f"samples in {path.with_name(path.stem + '-samples.png')}", flush=True)
-        return
-
-    torch.set_num_threads(args.threads)
-    stop_time = parse_stop_at(args.stop_at)
-    cfg = TrainConfig(data_dir=args.data, resolution=args.resolution, batch_size=args.batch_size,
-                      seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    images = load_faces(cfg.data_dir, cfg.resolution, cfg.holdout_subjects)
-    trainer = GANTrainer(cfg, images, args.device)
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        trainer.load(ckpt_path)
-        print(f"resumed at step {trainer.step} ({trainer.nimg} images)", flush=True)
-    print(f"{len(images)} training faces {tuple(images.shape[1:])}; G "
-          f"{sum(p.numel() for p in trainer.net_G.parameters()):,} params, D "
-          f"{sum(p.numel() for p in trainer.net_D.parameters()):,}; stop at "
-          f"{dt.datetime.fromtimestamp(stop_time, dt.timezone.utc) if stop_time else 'never'}",
-          flush=True)
-
-    def checkpoint() -> None:
-        trainer.save(ckpt_path)
-        trainer.sample_grid(out / f"samples_{trainer.nimg // 1000:05d}k.png")
-        trainer.sample_grid(out / "samples_latest.png")
-        plot_history(trainer.history, out / "losses.png")
-        recent = trainer.history[-50:]
-        summary = {k: float(np.mean([h[k] for h in recent])) for k in
-                   ("loss_D", "loss_G", "D_real", "D_fake")} if recent else {}
-        print(json.dumps({"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                          "step": trainer.step, "nimg": trainer.nimg, **summary}), flush=True)
-
-    last = time.time()
-    try:
-        while True:
-            if args.steps is not None and trainer.step >= args.steps:
-                break
-            if stop_time is not None and time.time() >= stop_time:
-                break
-            trainer.train_step()
-            if time.time() - last >= args.every:
-                checkpoint()
-                last = time.time()
-    except KeyboardInterrupt:
-        print("interrupted: saving a last checkpoint", flush=True)
-    checkpoint()
-    print("done", flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    # `python -m repair.gantrain ...` (the commands of checkpoints/STYLEGAN.md) runs the command
+    # line, which lives above this module in repair.gantrain_cli and is loaded by name here.
+    import importlib
+
+    importlib.import_module("repair.gantrain_cli").main()

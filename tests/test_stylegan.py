@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from repair import gantrain
+from repair import gantrain, gantrain_cli
 from repair.stylegan import (CheckpointError, StyleGAN2Discriminator, StyleGAN2Generator,
                              convert_nvidia_pickle, load_generator, nvidia_generator_config,
                              save_generator, to_gray)
@@ -271,9 +271,9 @@ def test_command_line_trains_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--out", str(out), "--data", str(data), "--resolution", "16", "--batch-size", "2",
             "--every", "1000"]
-    gantrain.main(args + ["--steps", "2"])
+    gantrain_cli.main(args + ["--steps", "2"])
     assert "4 training faces" in capsys.readouterr().out
     assert {"checkpoint.pt", "samples_latest.png", "losses.png"} <= {p.name for p in out.iterdir()}
-    gantrain.main(args + ["--steps", "3"])
+    gantrain_cli.main(args + ["--steps", "3"])
     assert "resumed at step 2" in capsys.readouterr().out
     assert load_generator(out / "checkpoint.pt").resolution == 16
