@@ -225,7 +225,7 @@ class GANTrainer:
             b_ema.copy_(b)
 
     def generator_payload(self) -> dict:
-        """The EMA generator in :func:`repair.stylegan.load_generator`'s format."""
+        """The EMA generator in :func:`repair.stylegan_io.load_generator`'s format."""
         return {"kind": GENERATOR_KIND, "config": dict(self.net_G_ema.config),
                 "state_dict": {k: v.cpu() for k, v in self.net_G_ema.state_dict().items()},
                 "step": self.step, "nimg": self.nimg}
@@ -278,13 +278,13 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
                      samples: bool = True) -> Path:
     """Write the EMA generator of a training ``checkpoint`` to ``out`` (generator only, float32).
 
-    The file is :func:`repair.stylegan.save_generator`'s format (a few MB, readable by
-    :func:`repair.stylegan.load_generator`) plus what the manifest needs: ``step``, ``nimg``
+    The file is :func:`repair.stylegan_io.save_generator`'s format (a few MB, readable by
+    :func:`repair.stylegan_io.load_generator`) plus what the manifest needs: ``step``, ``nimg``
     (images seen), the training ``train_config``, the SHA-256 of the source checkpoint. With
     ``samples``, an 8x8 grid of samples (the training run's fixed z) goes to ``<out>-samples.png``.
     """
     from repair.registry import sha256_file
-    from repair.stylegan import load_generator, save_generator
+    from repair.stylegan_io import load_generator, save_generator
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():

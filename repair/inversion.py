@@ -347,7 +347,7 @@ def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch
         device: where to put the network.
     """
     from repair.registry import REGISTRY, fetch
-    from repair.stylegan import load_generator
+    from repair.stylegan_io import load_generator
     from repair.zoo import COMMITTED
 
     path = Path(name_or_path).expanduser()

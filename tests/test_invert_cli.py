@@ -13,7 +13,8 @@ from PIL import Image
 from repair.images import load_gray
 from repair.inversion import resolve_generator
 from repair.invert_cli import add_invert_arguments, parse_steps, run_invert
-from repair.stylegan import StyleGAN2Generator, save_generator
+from repair.stylegan import StyleGAN2Generator
+from repair.stylegan_io import save_generator
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -163,7 +164,7 @@ def test_default_generator_is_the_committed_one():
 
 def test_export_generator_from_a_training_checkpoint_then_invert(tmp_path):
     from repair.gantrain import GANTrainer, TrainConfig, export_generator
-    from repair.stylegan import load_generator
+    from repair.stylegan_io import load_generator
 
     cfg = TrainConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128,
                       channel_max=16, batch_size=2)

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from repair import gantrain, gantrain_cli
-from repair.stylegan import (CheckpointError, StyleGAN2Discriminator, StyleGAN2Generator,
-                             convert_nvidia_pickle, load_generator, nvidia_generator_config,
-                             save_generator, to_gray)
+from repair.checkpoint import CheckpointError
+from repair.stylegan import StyleGAN2Discriminator, StyleGAN2Generator, to_gray
+from repair.stylegan_io import (convert_nvidia_pickle, load_generator, nvidia_generator_config,
+                                save_generator)
 
 from fakes import write_nvidia_pickle
 
@@ -56,10 +57,10 @@ def test_widths_follow_channel_base():
 
 def test_fir_upsample_is_zero_insertion_then_filter():
     """NVIDIA's upfirdn2d semantics: insert zeros, pad, convolve with [1,3,3,1]^2 x 4."""
-    from repair.stylegan import _fir_filter, fir_upsample
+    from repair.stylegan import fir_filter, fir_upsample
 
     x = torch.randn(2, 3, 5, 5)
-    kernel = _fir_filter()
+    kernel = fir_filter()
     assert kernel.sum().item() == pytest.approx(1.0)
 
     def reference(x, pad0, pad1):
