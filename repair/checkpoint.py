@@ -217,65 +217,33 @@ WEIGHTS: dict[str, WeightsEntry] = {}
 """Generator weights to download, by name (the committed ones are listed in
 ``checkpoints/MANIFEST.json`` and added by :func:`weights_registry`). To publish weights trained on
 a GPU: upload the run's ``G_best.pt``, then add
-``WEIGHTS[name] = WeightsEntry(url, repair.registry.sha256_file(path), filename, description)``."""
+``WEIGHTS[name] = WeightsEntry(url, repair.zoo.sha256_file(path), filename, description)``."""
 
 
 def committed_folder() -> Path:
-    """``checkpoints/`` at the root of the repository (the committed small weights)."""
-    return Path(__file__).resolve().parents[1] / "checkpoints"
+    """Where the committed weights are: ``checkpoints/`` of a clone, else the installed package's
+    ``repair/weights/`` (see :func:`repair.zoo.committed_folder`)."""
+    from repair.zoo import committed_folder
+
+    return committed_folder()
 
 
 def weights_registry(folder: str | os.PathLike | None = None) -> dict[str, WeightsEntry]:
-    """:data:`WEIGHTS` plus the committed files listed in ``checkpoints/MANIFEST.json``."""
-    import json
+    """Every known weights name: :func:`repair.zoo.weights_registry`."""
+    from repair.zoo import weights_registry
 
-    manifest = Path(folder if folder is not None else committed_folder()) / "MANIFEST.json"
-    entries: dict[str, WeightsEntry] = {}
-    if manifest.is_file():
-        for name, item in json.loads(manifest.read_text())["weights"].items():
-            entries[name] = WeightsEntry(item.get("url"), item["sha256"], item["file"],
-                                         item.get("description", ""))
-    entries.update(WEIGHTS)
-    return entries
+    return weights_registry(folder)
 
 
 def pretrained(name: str, device: str | torch.device = "cpu",
                registry: dict[str, WeightsEntry] | None = None,
                cache_dir: str | os.PathLike | None = None,
                folder: str | os.PathLike | None = None, progress: bool = False) -> nn.Module:
-    """A trained generator by name: the committed file if present, else downloaded and verified.
+    """A trained generator by name: :func:`repair.zoo.pretrained` (committed, shipped with the
+    package, or downloaded once with its SHA-256 checked)."""
+    from repair.zoo import pretrained
 
-    Args:
-        name: a key of ``registry`` (default :func:`weights_registry`), e.g. ``"pix2pix-book"``.
-        device: where to put the network.
-        registry: name -> :class:`WeightsEntry` (for tests and private collections).
-        cache_dir: download cache (default ``$REPAIR_CACHE`` or ``~/.cache/repair``).
-        folder: where committed files live (default :func:`committed_folder`).
-        progress: show a download progress bar.
-
-    Raises:
-        ValueError: an unknown name. repair.registry.HashMismatchError: a file with the wrong hash.
-        FileNotFoundError: weights neither committed nor downloadable.
-    """
-    from repair.registry import HashMismatchError, fetch, sha256_file
-
-    registry = weights_registry(folder) if registry is None else registry
-    if name not in registry:
-        known = ", ".join(registry) or "(none)"
-        raise ValueError(f"unknown weights {name!r}: choose one of {known} or load a file with "
-                         "repair.checkpoint.load_generator(path)")
-    entry = registry[name]
-    local = Path(folder if folder is not None else committed_folder()) / entry.filename
-    if local.is_file():
-        if (found := sha256_file(local)) != entry.sha256:
-            raise HashMismatchError(f"{local}: SHA-256 {found}, expected {entry.sha256}; the "
-                                    "committed file was changed: restore it or update WEIGHTS")
-        return load_generator(local, device)
-    if entry.url is None:
-        raise FileNotFoundError(f"{local}: the weights {name!r} are not here and have no "
-                                "download URL; train them with `repair train` instead")
-    path = fetch(entry.url, entry.sha256, cache_dir, progress=progress, filename=entry.filename)
-    return load_generator(path, device)
+    return pretrained(name, device, registry, cache_dir, folder, progress)
 
 
 load_weights = pretrained  # the name repair.restore uses

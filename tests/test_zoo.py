@@ -213,7 +213,7 @@ def test_validation_photos_are_the_training_split_never_eval(tmp_path):
     from conftest import save_png
     from repair.data import split_files
     from repair.images import find_images
-    from repair.zoo import validation_photos, validation_psnr
+    from repair.validation import validation_photos, validation_psnr
 
     rng = np.random.default_rng(0)
     for i in range(20):
