@@ -110,7 +110,8 @@ def _fetch_loc_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
-        from repair.loc import LocError, download_daguerreotypes
+        from repair.archive import download_daguerreotypes
+        from repair.web import LocError
 
         if args.limit < 1:
             raise ValueError("--limit must be at least 1")

@@ -13,197 +13,35 @@ Every loc.gov page answers with JSON when ``fo=json`` is added to its address
   a list (one per page of the item) of lists of file variants with ``url``, ``mimetype`` and,
   usually, ``width``/``height`` (up to the master TIFF).
 
-The network layer is injectable: every function takes a ``client`` with ``fetch_json(url)`` and
-``fetch_bytes(url)`` methods. :class:`HttpClient` (the default) sends a User-Agent, waits between
-requests, and retries with exponential back-off; :class:`RecordedClient` answers from recorded
-responses, which is what the tests and the offline (``tiny``) notebook runs use.
+This module reads the catalogue (listings, item records, which file to take); the network layer
+is :mod:`repair.web` (every function takes a ``client``: :class:`repair.web.HttpClient` by
+default, :class:`repair.web.RecordedClient` offline) and the downloads to disk are
+:mod:`repair.archive`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from repair.web import Client, HttpClient, LocError, absolute_url
 
 __all__ = [
-    "COLLECTION_URL", "USER_AGENT", "NAMED_SIZES", "LocError", "LocHTTPError", "LocImageError",
-    "ImageRef", "LocItem", "Client", "HttpClient", "RecordedClient", "default_cache_dir",
-    "collection_page_url", "item_json_url", "parse_result", "parse_item", "image_refs",
-    "pick_image", "iter_items", "list_items", "get_item", "download_item", "read_metadata",
-    "download_daguerreotypes",
+    "COLLECTION_URL", "NAMED_SIZES", "ImageRef", "LocItem", "collection_page_url",
+    "item_json_url", "parse_result", "parse_item", "image_refs", "pick_image", "iter_items",
+    "list_items", "get_item",
 ]
 
 COLLECTION_URL = "https://www.loc.gov/collections/daguerreotypes/"
 ITEM_URL = "https://www.loc.gov/item/{id}/"
-USER_AGENT = "repair-course/0.1 (educational photo-restoration course; python-urllib)"
 # Long side in pixels for the size names; P&P derivatives are 150 px ("_150px.jpg"), 640 px
 # ("r.jpg") and 1024 px ("v.jpg"); "full" is the largest file of an allowed type.
 NAMED_SIZES: dict[str, int | None] = {"thumb": 150, "medium": 640, "large": 1024, "full": None}
 _MIMETYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
               ".tif": "image/tiff", ".tiff": "image/tiff", ".jp2": "image/jp2"}
-
-
-class LocError(RuntimeError):
-    """Something went wrong talking to loc.gov or reading its answer."""
-
-
-class LocHTTPError(LocError, OSError):
-    """An HTTP request failed (after retries, where retrying made sense)."""
-
-    def __init__(self, url: str, status: int | None, reason: str):
-        self.url, self.status = url, status
-        hint = {404: " (no such page: check the item id or collection address)",
-                429: " (rate limited: wait a few minutes and use a longer delay)",
-                403: " (refused: loc.gov blocks clients over its rate limits for up to an hour)"}
-        super().__init__(f"GET {url} failed: {status or ''} {reason}{hint.get(status, '')}".strip())
-
-
-class LocImageError(LocError, ValueError):
-    """Downloaded bytes are not a readable image (e.g. an HTML error page)."""
-
-
-class Client(Protocol):
-    """What the functions of this module need from a network layer."""
-
-    def fetch_json(self, url: str) -> dict: ...
-
-    def fetch_bytes(self, url: str) -> bytes: ...
-
-
-class HttpClient:
-    """urllib client: User-Agent, a minimum delay between requests, retries with back-off.
-
-    loc.gov limits collection listings to 20 requests per 10 s (80 per minute) and item pages to
-    40 per 10 s, and blocks clients that exceed this; the default ``delay`` of 1 s stays well below.
-
-    Args:
-        user_agent: sent with every request.
-        delay: minimum seconds between the starts of two requests.
-        retries: extra attempts after a failure that may pass (timeouts, 429, 5xx).
-        backoff: first wait before a retry in seconds, doubled after each failed attempt
-            (a ``Retry-After`` header, when larger, wins).
-        timeout: seconds before a request is abandoned.
-        opener: ``urllib.request.urlopen``-like callable (tests inject a fake one).
-        sleep, clock: ``time.sleep`` and ``time.monotonic`` (injectable for tests).
-    """
-
-    RETRY_STATUS = (429, 500, 502, 503, 504)
-
-    def __init__(self, user_agent: str = USER_AGENT, delay: float = 1.0, retries: int = 3,
-                 backoff: float = 2.0, timeout: float = 30.0,
-                 opener: Callable[..., Any] = urllib.request.urlopen,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
-        self.user_agent, self.delay, self.retries = user_agent, delay, retries
-        self.backoff, self.timeout = backoff, timeout
-        self._open, self._sleep, self._clock = opener, sleep, clock
-        self._last: float | None = None
-
-    def _wait_turn(self) -> None:
-        if self._last is not None:
-            remaining = self.delay - (self._clock() - self._last)
-            if remaining > 0:
-                self._sleep(remaining)
-        self._last = self._clock()
-
-    def fetch_bytes(self, url: str) -> bytes:
-        """The body of a GET request to ``url``; raises :class:`LocHTTPError` on failure."""
-        request = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
-        wait = self.backoff
-        for attempt in range(self.retries + 1):
-            self._wait_turn()
-            try:
-                with self._open(request, timeout=self.timeout) as response:
-                    return response.read()
-            except urllib.error.HTTPError as err:
-                if err.code not in self.RETRY_STATUS or attempt == self.retries:
-                    raise LocHTTPError(url, err.code, str(err.reason)) from err
-                retry_after = (err.headers or {}).get("Retry-After", "")
-                pause = max(wait, float(retry_after)) if retry_after.isdigit() else wait
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-                if attempt == self.retries:
-                    reason = getattr(err, "reason", err)
-                    raise LocHTTPError(url, None, f"{reason} (is the network reachable?)") from err
-                pause = wait
-            self._sleep(pause)
-            wait *= 2
-        raise AssertionError("unreachable")
-
-    def fetch_json(self, url: str) -> dict:
-        """The decoded JSON answer at ``url``."""
-        body = self.fetch_bytes(url)
-        try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise LocError(f"{url} did not answer with JSON (starts {body[:60]!r}); "
-                           "add fo=json to the address") from err
-
-
-def _canonical(url: str) -> str:
-    """``url`` without fragment, with https scheme and sorted query (to match recordings)."""
-    parts = urlsplit(_absolute(url))
-    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
-    return urlunsplit(("https", parts.netloc.lower(), parts.path, query, ""))
-
-
-class RecordedClient:
-    """Answers from recorded responses instead of the network (tests, offline notebook runs).
-
-    Args:
-        routes: maps a URL to a recorded answer: a ``dict`` (JSON), ``bytes``, or a path to a
-            ``.json`` file or any other file (its bytes). URLs match after dropping the fragment,
-            using https and sorting the query parameters.
-
-    ``calls`` lists every requested URL in order.
-    """
-
-    def __init__(self, routes: dict[str, Any]):
-        self.routes = {_canonical(url): answer for url, answer in routes.items()}
-        self.calls: list[str] = []
-
-    @classmethod
-    def from_dir(cls, folder: str | Path) -> "RecordedClient":
-        """Recordings in ``folder``: its ``routes.json`` maps URLs to file names in the folder."""
-        folder = Path(folder)
-        index = folder / "routes.json"
-        if not index.exists():
-            raise FileNotFoundError(f"{index} not found: a recordings folder needs a routes.json "
-                                    "mapping each URL to a file name")
-        routes = json.loads(index.read_text(encoding="utf-8"))
-        return cls({url: folder / name for url, name in routes.items()})
-
-    def _answer(self, url: str) -> Any:
-        self.calls.append(url)
-        try:
-            return self.routes[_canonical(url)]
-        except KeyError:
-            raise LocHTTPError(url, 404, "not in the recorded responses") from None
-
-    def fetch_json(self, url: str) -> dict:
-        answer = self._answer(url)
-        if isinstance(answer, (str, Path)):
-            return json.loads(Path(answer).read_text(encoding="utf-8"))
-        if isinstance(answer, bytes):
-            return json.loads(answer.decode("utf-8"))
-        return answer
-
-    def fetch_bytes(self, url: str) -> bytes:
-        answer = self._answer(url)
-        if isinstance(answer, (str, Path)):
-            return Path(answer).read_bytes()
-        if isinstance(answer, dict):
-            return json.dumps(answer).encode("utf-8")
-        return answer
 
 
 @dataclass(frozen=True)
@@ -233,12 +71,6 @@ class LocItem:
     extra: dict = field(default_factory=dict, compare=False)  # contributors, medium, ...
 
 
-def default_cache_dir() -> Path:
-    """``$REPAIR_CACHE/loc`` if ``$REPAIR_CACHE`` is set, else ``~/.cache/repair/loc``."""
-    root = os.environ.get("REPAIR_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "repair") / "loc"
-
-
 def collection_page_url(page: int = 1, per_page: int = 25,
                         collection_url: str = COLLECTION_URL) -> str:
     """JSON address of one page of a collection listing (only ``results`` and ``pagination``)."""
@@ -250,11 +82,6 @@ def collection_page_url(page: int = 1, per_page: int = 25,
 def item_json_url(item_id: str) -> str:
     """JSON address of an item page, from its id (``"2004664512"``) or its loc.gov address."""
     return f"{ITEM_URL.format(id=_item_id(item_id))}?fo=json"
-
-
-def _absolute(url: str) -> str:
-    """https address for the protocol-relative (``//tile.loc.gov/...``) ones loc.gov returns."""
-    return "https:" + url if url.startswith("//") else url
 
 
 def _item_id(value: str) -> str:
@@ -277,7 +104,7 @@ def _mimetype(url: str) -> str:
 def _ref_from_url(url: str) -> ImageRef:
     """An ``image_url`` entry such as ``//tile.loc.gov/.../3g09009v.jpg#h=1024&w=817``."""
     fragment = dict(parse_qsl(urlsplit(url).fragment))
-    clean = _absolute(url.split("#", 1)[0])
+    clean = absolute_url(url.split("#", 1)[0])
     return ImageRef(clean, int(fragment.get("w", 0) or 0), int(fragment.get("h", 0) or 0),
                     _mimetype(clean))
 
@@ -300,7 +127,7 @@ def image_refs(image_url: list[str] | None = None,
         files = resource.get("files")  # item pages: lists of variants; listings: a count
         for page in files if isinstance(files, list) else []:
             for f in page if isinstance(page, list) else [page]:
-                url = _absolute(f.get("url") or "")
+                url = absolute_url(f.get("url") or "")
                 add(ImageRef(url, int(f.get("width") or 0), int(f.get("height") or 0),
                              f.get("mimetype") or _mimetype(url)))
     return list(refs.values())
@@ -395,7 +222,7 @@ def iter_items(limit: int | None = None, per_page: int = 25, client: Client | No
     count = 0
     seen: set[str] = set()
     while url and (limit is None or count < limit):
-        page = client.fetch_json(_absolute(url))
+        page = client.fetch_json(absolute_url(url))
         if "results" not in page:
             raise LocError(f"{url} has no 'results': is it a collection or search address?")
         for result in page["results"]:
@@ -422,134 +249,3 @@ def get_item(item_id: str, client: Client | None = None) -> LocItem:
     return parse_item((client or HttpClient()).fetch_json(item_json_url(item_id)))
 
 
-def _size_tag(max_size: int | None, size: str | None) -> str:
-    if size is not None:
-        return size
-    return "full" if max_size is None else f"max{max_size}"
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "item"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _image_size(data: bytes, url: str) -> tuple[int, int]:
-    """(width, height) of encoded image ``data``; :class:`LocImageError` if it is no image."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()
-            return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise LocImageError(f"{url} did not return a readable image ({len(data)} bytes, starts "
-                            f"{data[:40]!r}); it may be an error page - try again later") from err
-
-
-def download_item(item: LocItem, out_dir: str | Path | None = None, max_size: int | None = 1024,
-                  size: str | None = None, mimetypes: tuple[str, ...] = ("image/jpeg",),
-                  client: Client | None = None, overwrite: bool = False) -> Path:
-    """Download one item's image (unless cached) and write a JSON sidecar with its metadata.
-
-    Files are ``<out_dir>/<id>_<size>.<ext>`` and ``<out_dir>/<id>_<size>.json``, where size is
-    the name or ``max<pixels>``; each is written to a temporary file and renamed.
-
-    Args:
-        item: from :func:`list_items` or :func:`get_item`.
-        out_dir: destination folder; default :func:`default_cache_dir`.
-        max_size, size, mimetypes: which file to take, see :func:`pick_image`.
-        client: network layer; default :class:`HttpClient`.
-        overwrite: download again even if the image is already there.
-
-    Returns:
-        Path of the image file.
-    """
-    out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ref = pick_image(item.images, max_size, size, mimetypes)
-    ext = os.path.splitext(urlsplit(ref.url).path)[1].lower() or ".jpg"
-    stem = f"{_safe(item.id)}_{_size_tag(max_size, size)}"
-    path, sidecar = out_dir / f"{stem}{ext}", out_dir / f"{stem}.json"
-    if path.exists() and sidecar.exists() and not overwrite:
-        return path
-    data = (client or HttpClient()).fetch_bytes(ref.url)
-    width, height = _image_size(data, ref.url)
-    meta = {
-        "id": item.id, "title": item.title, "date": item.date, "rights": item.rights,
-        "item_url": item.item_url, "image_url": ref.url, "width": width, "height": height,
-        "listed_size": [ref.width, ref.height], "mimetype": ref.mimetype,
-        "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-        "source": "Library of Congress, Prints and Photographs Division, Daguerreotype collection",
-        "collection_url": COLLECTION_URL,
-        "retrieved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "extra": item.extra,
-    }
-    _atomic_write(path, data)
-    _atomic_write(sidecar, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    return path
-
-
-def read_metadata(image_path: str | Path) -> dict:
-    """The JSON sidecar written next to an image by :func:`download_item`."""
-    sidecar = Path(image_path).with_suffix(".json")
-    if not sidecar.exists():
-        raise FileNotFoundError(f"no metadata sidecar {sidecar}; download the image with "
-                                "repair.loc.download_item or download_daguerreotypes")
-    return json.loads(sidecar.read_text(encoding="utf-8"))
-
-
-def download_daguerreotypes(out_dir: str | Path | None = None, limit: int = 10,
-                            max_size: int | None = 1024, size: str | None = None,
-                            details: bool = True, per_page: int = 25,
-                            client: Client | None = None, overwrite: bool = False,
-                            progress: bool = True) -> list[Path]:
-    """Download up to ``limit`` daguerreotypes with JSON sidecars (the ``repair fetch-loc`` task).
-
-    Args:
-        out_dir: destination folder; default :func:`default_cache_dir`.
-        limit: number of items to fetch (>= 1).
-        max_size, size: which file to take per item, see :func:`pick_image`.
-        details: also read each item page (all sizes, full rights statement) - one more request
-            per item that is not yet cached; with False only the listing is used.
-        per_page: listing results per request.
-        client: network layer; default :class:`HttpClient` (1 s between requests).
-        overwrite: download again even when cached.
-        progress: show a progress bar.
-
-    Returns:
-        Paths of the images, in collection order.
-    """
-    from tqdm.auto import tqdm
-
-    if limit < 1:
-        raise ValueError(f"limit={limit} must be >= 1")
-    client = client or HttpClient()
-    out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
-    if size is not None and size not in NAMED_SIZES:
-        raise ValueError(f"size={size!r} is not one of {sorted(NAMED_SIZES)}")
-    tag = _size_tag(max_size, size)
-    paths = []
-    items = iter_items(limit, per_page, client)
-    for item in tqdm(items, total=limit, desc="daguerreotypes", disable=not progress):
-        cached = sorted(p for p in out_dir.glob(f"{_safe(item.id)}_{tag}.*") if p.suffix != ".json")
-        if cached and not overwrite and cached[0].with_suffix(".json").exists():
-            paths.append(cached[0])
-            continue
-        if details:
-            item = get_item(item.id, client)
-        paths.append(download_item(item, out_dir, max_size, size, client=client,
-                                   overwrite=overwrite))
-    return paths

@@ -107,7 +107,7 @@ def test_plate_damages_on_the_command_line(photo_folder, tmp_path):
 
 
 def test_fetch_loc_uses_the_loc_client(monkeypatch, tmp_path, capsys):
-    import repair.loc
+    import repair.archive
 
     calls = {}
 
@@ -115,7 +115,7 @@ def test_fetch_loc_uses_the_loc_client(monkeypatch, tmp_path, capsys):
         calls.update(out_dir=out_dir, limit=limit, max_size=max_size)
         return [tmp_path / "a.jpg"]
 
-    monkeypatch.setattr(repair.loc, "download_daguerreotypes", fake_download)
+    monkeypatch.setattr(repair.archive, "download_daguerreotypes", fake_download)
     assert main(["fetch-loc", "--out", str(tmp_path), "--limit", "3", "--quiet"]) == 0
     assert calls == {"out_dir": str(tmp_path), "limit": 3, "max_size": 1024}
     assert "1 plates" in capsys.readouterr().err

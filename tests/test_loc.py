@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from repair import loc
+from repair import archive, loc, web
 
 FIXTURES = Path(__file__).parent / "fixtures" / "loc"
 PAGE1 = loc.collection_page_url(1, per_page=3)
@@ -18,7 +18,7 @@ V_A = "https://tile.loc.gov/storage-services/service/pnp/ppmsca/50000/50001v.jpg
 
 @pytest.fixture
 def client():
-    return loc.RecordedClient.from_dir(FIXTURES)
+    return web.RecordedClient.from_dir(FIXTURES)
 
 
 def test_every_route_points_at_an_existing_fixture():
@@ -68,7 +68,7 @@ def test_parse_item_reads_rights_and_all_resource_files():
 
 
 def test_parse_item_rejects_a_listing():
-    with pytest.raises(loc.LocError, match="not an item page"):
+    with pytest.raises(web.LocError, match="not an item page"):
         loc.parse_item(json.loads((FIXTURES / "collection_page1.json").read_text()))
 
 
@@ -90,16 +90,16 @@ def test_pick_image_rejects_bad_requests():
     item = loc.parse_item(json.loads((FIXTURES / f"item_{A}.json").read_text()))
     with pytest.raises(ValueError, match="not one of"):
         loc.pick_image(item.images, size="huge")
-    with pytest.raises(loc.LocError, match="no image of type"):
+    with pytest.raises(web.LocError, match="no image of type"):
         loc.pick_image(item.images, mimetypes=("image/png",))
 
 
 def test_download_item_writes_image_and_sidecar_then_uses_the_cache(client, tmp_path):
     item = loc.get_item(A, client=client)
-    path = loc.download_item(item, tmp_path, client=client)
+    path = archive.download_item(item, tmp_path, client=client)
     assert path == tmp_path / f"{A}_max1024.jpg"
     assert path.read_bytes() == (FIXTURES / "dag_a_v.jpg").read_bytes()
-    meta = loc.read_metadata(path)
+    meta = archive.read_metadata(path)
     assert meta["title"] == item.title and meta["date"] == "1846"
     assert meta["rights"] == "No known restrictions on publication."
     assert meta["item_url"] == f"https://www.loc.gov/item/{A}/"
@@ -108,60 +108,60 @@ def test_download_item_writes_image_and_sidecar_then_uses_the_cache(client, tmp_
     assert meta["listed_size"] == [819, 1024]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{A}_max1024.jpg", f"{A}_max1024.json"]
     calls = len(client.calls)
-    assert loc.download_item(item, tmp_path, client=client) == path
+    assert archive.download_item(item, tmp_path, client=client) == path
     assert len(client.calls) == calls  # cached: no request
 
 
 def test_a_non_image_answer_raises_and_leaves_no_file(tmp_path):
     page = json.loads((FIXTURES / "collection_page1.json").read_text())
     item = loc.parse_result(page["results"][0])
-    client = loc.RecordedClient({V_A: b"<html><body>Just a moment...</body></html>"})
-    with pytest.raises(loc.LocImageError, match="readable image"):
-        loc.download_item(item, tmp_path, client=client)
+    client = web.RecordedClient({V_A: b"<html><body>Just a moment...</body></html>"})
+    with pytest.raises(archive.LocImageError, match="readable image"):
+        archive.download_item(item, tmp_path, client=client)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_download_daguerreotypes_end_to_end(client, tmp_path):
-    paths = loc.download_daguerreotypes(tmp_path, limit=2, per_page=3, client=client,
+    paths = archive.download_daguerreotypes(tmp_path, limit=2, per_page=3, client=client,
                                         progress=False)
     assert [p.name for p in paths] == [f"{A}_max1024.jpg", f"{B}_max1024.jpg"]
     for path in paths:
         with Image.open(path) as img:
             img.load()
-        assert loc.read_metadata(path)["rights"]
+        assert archive.read_metadata(path)["rights"]
     # B's listing only offers 640 px; its item page offers the 1024 px file, which details=True used
-    assert loc.read_metadata(paths[1])["image_url"].endswith("50002v.jpg")
+    assert archive.read_metadata(paths[1])["image_url"].endswith("50002v.jpg")
     before = len(client.calls)
-    again = loc.download_daguerreotypes(tmp_path, limit=2, per_page=3, client=client,
+    again = archive.download_daguerreotypes(tmp_path, limit=2, per_page=3, client=client,
                                         progress=False)
     assert again == paths
     assert len(client.calls) == before + 1  # only the listing page; images and items cached
 
 
 def test_download_daguerreotypes_from_listing_only(client, tmp_path):
-    paths = loc.download_daguerreotypes(tmp_path, limit=3, per_page=3, details=False, client=client,
+    paths = archive.download_daguerreotypes(tmp_path, limit=3, per_page=3, details=False, client=client,
                                         progress=False)
     assert [p.name for p in paths] == [f"{A}_max1024.jpg", f"{B}_max1024.jpg", f"{C}_max1024.jpg"]
-    assert loc.read_metadata(paths[1])["image_url"].endswith("50002r.jpg")  # listing's largest
+    assert archive.read_metadata(paths[1])["image_url"].endswith("50002r.jpg")  # listing's largest
     assert not any("/item/" in url for url in client.calls)
 
 
 def test_download_daguerreotypes_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="limit"):
-        loc.download_daguerreotypes(tmp_path, limit=0)
+        archive.download_daguerreotypes(tmp_path, limit=0)
     with pytest.raises(ValueError, match="not one of"):
-        loc.download_daguerreotypes(tmp_path, size="poster")
+        archive.download_daguerreotypes(tmp_path, size="poster")
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("REPAIR_CACHE", str(tmp_path))
-    assert loc.default_cache_dir() == tmp_path / "loc"
+    assert archive.default_cache_dir() == tmp_path / "loc"
     monkeypatch.delenv("REPAIR_CACHE")
-    assert loc.default_cache_dir() == Path.home() / ".cache" / "repair" / "loc"
+    assert archive.default_cache_dir() == Path.home() / ".cache" / "repair" / "loc"
 
 
 def test_recorded_client_reports_unknown_urls_as_404(client):
-    with pytest.raises(loc.LocHTTPError, match="404"):
+    with pytest.raises(web.LocHTTPError, match="404"):
         client.fetch_json("https://www.loc.gov/item/0000/?fo=json")
 
 
@@ -187,7 +187,7 @@ class FakeNet:
         self.now += seconds
 
     def client(self, **kwargs):
-        return loc.HttpClient(opener=self.urlopen, sleep=self.sleep, clock=lambda: self.now,
+        return web.HttpClient(opener=self.urlopen, sleep=self.sleep, clock=lambda: self.now,
                               **kwargs)
 
 
@@ -197,19 +197,19 @@ def test_http_client_retries_server_errors_with_backoff():
     assert client.fetch_json("https://www.loc.gov/x/?fo=json") == {"ok": True}
     assert net.sleeps == [1.5, 3.0]
     request = net.requests[0][0]
-    assert request.get_header("User-agent") == loc.USER_AGENT
+    assert request.get_header("User-agent") == web.USER_AGENT
 
 
 def test_http_client_does_not_retry_a_404_and_explains():
     net = FakeNet([404, b"never"])
-    with pytest.raises(loc.LocHTTPError, match="404.*check the item id") as info:
+    with pytest.raises(web.LocHTTPError, match="404.*check the item id") as info:
         net.client(retries=3).fetch_bytes("https://www.loc.gov/item/nope/?fo=json")
     assert info.value.status == 404 and len(net.requests) == 1
 
 
 def test_http_client_gives_up_after_the_retries():
     net = FakeNet([urllib.error.URLError("no route")] * 3)
-    with pytest.raises(loc.LocHTTPError, match="no route"):
+    with pytest.raises(web.LocHTTPError, match="no route"):
         net.client(delay=0.0, retries=2, backoff=0.1).fetch_bytes("https://www.loc.gov/")
     assert len(net.requests) == 3
 
@@ -225,5 +225,5 @@ def test_http_client_waits_between_requests():
 
 def test_http_client_explains_a_non_json_answer():
     net = FakeNet([b"<!DOCTYPE html><html>"])
-    with pytest.raises(loc.LocError, match="did not answer with JSON"):
+    with pytest.raises(web.LocError, match="did not answer with JSON"):
         net.client().fetch_json("https://www.loc.gov/collections/daguerreotypes/")
