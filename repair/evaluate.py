@@ -9,16 +9,15 @@ generator joins through :func:`wrap_generator`::
 
 Image ``i`` is damaged with seed ``seed + i`` by :func:`repair.damage.damage`, so every method sees
 exactly the same damaged photos and a rerun gives the same numbers (timings aside). The command
-``repair evaluate`` calls :func:`add_evaluate_arguments` and :func:`run_evaluate`; it compares the
-built-in methods and every trained generator that :mod:`repair.zoo` finds (``checkpoints/``).
+``repair evaluate`` (:mod:`repair.evaluate_cli`) compares the built-in methods and every trained
+generator that :mod:`repair.zoo` finds (``checkpoints/``); a bad photo or checkpoint is reported in
+the results (``failed``) and the evaluation goes on.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -29,13 +28,12 @@ import torch.nn.functional as F
 
 from repair import classical, metrics
 from repair.damage import DAGUERREOTYPE_MIX, DAMAGES, PAPER_MIX, PLATE_DAMAGES, damage
-from repair.images import atomic_write_bytes, find_images, load_gray
+from repair.images import ImageError, atomic_write_bytes, find_images, load_gray
 
 __all__ = [
     "Method", "builtin_methods", "wrap_generator", "resolve_methods", "select_methods",
     "center_square",
     "load_clean_images", "damage_settings", "evaluate", "summarise", "format_table", "save_json",
-    "add_evaluate_arguments", "run_evaluate",
 ]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -138,22 +136,37 @@ def center_square(x: torch.Tensor, size: int) -> torch.Tensor:
     return out if square.dim() == 4 else out[0]
 
 
-def load_clean_images(folder: str | Path, size: int = 256, limit: int | None = None
-                      ) -> tuple[list[str], torch.Tensor]:
+def load_clean_images(folder: str | Path, size: int = 256, limit: int | None = None,
+                      failed: dict[str, str] | None = None) -> tuple[list[str], torch.Tensor]:
     """Every image under ``folder`` (recursive, sorted) as gray ``size x size`` centre squares.
+
+    Args:
+        failed: if given, an unreadable photo is recorded here (``{name: message}``) and skipped
+            instead of raising.
 
     Returns:
         ``(names, x_clean)``: paths relative to ``folder`` and a tensor ``(N, 1, size, size)``.
 
     Raises:
-        FileNotFoundError: a missing folder or one without images. ImageError: an unreadable file.
+        FileNotFoundError: a missing folder or one without images. ImageError: an unreadable file
+        (without ``failed``), or no readable file at all.
     """
     folder = Path(folder)
-    files = find_images(folder)
-    if limit is not None:
-        files = files[:limit]
-    names = [str(p.relative_to(folder)) if p != folder else p.name for p in files]
-    return names, torch.stack([center_square(load_gray(p), size) for p in files])
+    files = find_images(folder)[:limit]
+    names, squares = [], []
+    for path in files:
+        name = str(path.relative_to(folder)) if path != folder else path.name
+        try:
+            squares.append(center_square(load_gray(path), size))
+        except (ImageError, OSError) as err:
+            if failed is None:
+                raise
+            failed[name] = str(err)
+            continue
+        names.append(name)
+    if not squares:
+        raise ImageError(f"{folder}: none of its {len(files)} photos could be read; see above")
+    return names, torch.stack(squares)
 
 
 ALL_DAMAGES = (*DAMAGES, *PLATE_DAMAGES)
@@ -217,55 +230,35 @@ def _restore(method: Method, name: str, x_damaged: torch.Tensor, mask: torch.Ten
     return x_restored.detach().float().cpu(), elapsed_ms
 
 
-def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 0,
-             damages: Mapping[str, float] | None = None, per_damage: bool = False,
-             limit: int | None = None, size: int = 256, lpips: bool | str = "auto",
-             progress: bool = True) -> dict:
-    """Damage every clean photo (seed ``seed + i``), restore it with every method and score it.
-
-    Args:
-        clean_images: a folder (searched recursively) or a tensor ``(N, 1, H, W)`` in ``[-1, 1]``;
-            images are centre-cropped and resized to ``size x size``.
-        methods: see :func:`resolve_methods` (``None``: every built-in method).
-        seed: image ``i`` gets damage seed ``seed + i``.
-        damages: strengths of the damage mix (default :data:`repair.damage.PAPER_MIX`).
-        per_damage: also score each damage alone (blur, splotches, cracks, contrast), clean
-            input and the daguerreotype mix (:func:`damage_settings`).
-        limit: use at most this many images (the first in sorted order).
-        size: side of the square images, in pixels (at least 16).
-        lpips: ``"auto"`` scores LPIPS when its weights are on disk, ``False`` never.
-        progress: show a progress bar.
-
-    Returns:
-        a JSON-serialisable dict: ``settings``; ``methods`` = ``{method: {psnr, ssim, edge, lpips,
-        ms_per_image, images}}`` on the mix; ``per_damage`` = ``{damage: {method: ...}}`` (only
-        with ``per_damage``); ``rows``, one per image, damage and method; ``skipped``, metrics not
-        computed and why. ``lpips`` is ``None`` when skipped.
-    """
-    from tqdm.auto import tqdm
-
+def _clean_input(clean_images: str | Path | torch.Tensor, size: int, limit: int | None,
+                 failed: dict[str, str]) -> tuple[list[str], torch.Tensor, str]:
+    """``(names, x_all (N, 1, size, size), source)`` from a folder or a tensor."""
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of images, got {limit}")
-    resolved = resolve_methods(methods)
-    settings = damage_settings(per_damage, damages)
-    if isinstance(clean_images, torch.Tensor):
-        if clean_images.dim() != 4 or clean_images.shape[1] != 1 or len(clean_images) == 0:
-            raise ValueError(f"clean_images must be a non-empty (N, 1, H, W) tensor, got "
-                             f"{tuple(clean_images.shape)}")
-        x_all = center_square(clean_images[:limit].detach().float().cpu(), size)
-        names, source = [f"image-{i:03d}" for i in range(len(x_all))], "tensor"
-    else:
-        names, x_all = load_clean_images(clean_images, size=size, limit=limit)
-        source = str(clean_images)
+    if not isinstance(clean_images, torch.Tensor):
+        names, x_all = load_clean_images(clean_images, size=size, limit=limit, failed=failed)
+        return names, x_all, str(clean_images)
+    if clean_images.dim() != 4 or clean_images.shape[1] != 1 or len(clean_images) == 0:
+        raise ValueError(f"clean_images must be a non-empty (N, 1, H, W) tensor, got "
+                         f"{tuple(clean_images.shape)}")
+    x_all = center_square(clean_images[:limit].detach().float().cpu(), size)
+    return [f"image-{i:03d}" for i in range(len(x_all))], x_all, "tensor"
 
-    skipped = {}
-    use_lpips = lpips == "auto" or lpips is True
-    if use_lpips and (reason := metrics.lpips_status()) is not None:
-        skipped["lpips"], use_lpips = reason, False
-    elif not use_lpips:
-        skipped["lpips"] = "skipped: switched off by the caller"
+
+def _lpips_plan(lpips: bool | str) -> tuple[bool, dict[str, str]]:
+    """Whether to score LPIPS, and why not (``{"lpips": reason}``) when it is skipped."""
+    if lpips is False or lpips == "off":
+        return False, {"lpips": "skipped: switched off by the caller"}
+    reason = metrics.lpips_status()
+    return (False, {"lpips": reason}) if reason is not None else (True, {})
+
+
+def _score_all(names: list[str], x_all: torch.Tensor, settings: dict, resolved: dict,
+               seed: int, use_lpips: bool, progress: bool) -> list[dict]:
+    """One row per photo, damage setting and method (see :func:`evaluate`)."""
+    from tqdm.auto import tqdm
 
     rows: list[dict] = []
     warmed: set[str] = set()
@@ -287,14 +280,49 @@ def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 
                 rows.append(row)
             steps.update()
     steps.close()
+    return rows
 
+
+def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 0,
+             damages: Mapping[str, float] | None = None, per_damage: bool = False,
+             limit: int | None = None, size: int = 256, lpips: bool | str = "auto",
+             progress: bool = True) -> dict:
+    """Damage every clean photo (seed ``seed + i``), restore it with every method and score it.
+
+    Args:
+        clean_images: a folder (searched recursively) or a tensor ``(N, 1, H, W)`` in ``[-1, 1]``;
+            images are centre-cropped and resized to ``size x size``.
+        methods: see :func:`resolve_methods` (``None``: every built-in method).
+        seed: image ``i`` gets damage seed ``seed + i`` (0 or more).
+        damages: strengths of the damage mix (default :data:`repair.damage.PAPER_MIX`).
+        per_damage: also score each damage alone (blur, splotches, cracks, contrast), clean
+            input and the daguerreotype mix (:func:`damage_settings`).
+        limit: use at most this many images (the first in sorted order).
+        size: side of the square images, in pixels (at least 16).
+        lpips: ``"auto"`` scores LPIPS when its weights are on disk, ``False`` never.
+        progress: show a progress bar.
+
+    Returns:
+        a JSON-serialisable dict: ``settings``; ``methods`` = ``{method: {psnr, ssim, edge, lpips,
+        ms_per_image, images}}`` on the mix; ``per_damage`` = ``{damage: {method: ...}}`` (only
+        with ``per_damage``); ``rows``, one per image, damage and method; ``skipped``, metrics not
+        computed and why; ``failed``, photos that could not be read and why (they are left
+        out, the others scored). ``lpips`` is ``None`` when skipped.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
+    failed: dict[str, str] = {}
+    names, x_all, source = _clean_input(clean_images, size, limit, failed)
+    resolved = resolve_methods(methods)
+    settings = damage_settings(per_damage, damages)
+    use_lpips, skipped = _lpips_plan(lpips)
+    rows = _score_all(names, x_all, settings, resolved, seed, use_lpips, progress)
     method_names = list(resolved)
     results = {
         "settings": {"source": source, "images": len(names), "size": size, "seed": seed,
                      "methods": method_names, "damages": settings, "psnr_max": metrics.PSNR_MAX},
         "methods": summarise(rows, "mix", method_names),
-        "rows": rows,
-        "skipped": skipped,
+        "rows": rows, "skipped": skipped, "failed": failed,
     }
     if per_damage:
         results["per_damage"] = {d: summarise(rows, d, method_names) for d in settings if d != "mix"}
@@ -362,43 +390,21 @@ def save_json(results: Mapping, path: str | Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- command line: repair evaluate
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the options of ``repair evaluate`` to ``parser``."""
-    parser.add_argument("--clean", metavar="DIR", default=None,
-                        help="folder of clean photos, searched recursively "
-                             "(default: <data>/eval/set12)")
-    parser.add_argument("--methods", nargs="+", metavar="NAME", default=None,
-                        help=f"methods to compare, by name (default: all built-in and all trained "
-                             f"ones). Built in: {', '.join(builtin_methods())}; trained: the "
-                             f"generators in --checkpoints")
-    parser.add_argument("--checkpoints", metavar="DIR", default=None,
-                        help="folder of trained generators: MANIFEST.json or *.pt, or training "
-                             "runs <name>/G_best.pt (default: the repository's checkpoints/, "
-                             "else $REPAIR_CHECKPOINTS)")
-    parser.add_argument("--device", default="cpu", help="where generators run (default cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="image i is damaged with seed+i")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--size", type=int, default=256, help="side of the square crops (pixels)")
-    parser.add_argument("--per-damage", action="store_true",
-                        help="also score each damage alone (blur, splotches, cracks, contrast)")
-    parser.add_argument("--json", metavar="OUT", default=None, help="write all results here")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
 def select_methods(names: list[str] | None = None, checkpoints: str | Path | None = None,
-                   device: str = "cpu", extra: Mapping[str, Method] | None = None
-                   ) -> dict[str, Method]:
+                   device: str = "cpu", extra: Mapping[str, Method] | None = None,
+                   failed: dict[str, str] | None = None) -> dict[str, Method]:
     """The methods ``names`` asks for (``None``: every built-in, extra and trained one).
 
     Names are looked up among the built-in methods, ``extra`` and the trained generators that
     :mod:`repair.zoo` finds in ``checkpoints`` (default: the repository's ``checkpoints/``, else
     ``$REPAIR_CHECKPOINTS``); only the generators asked for are loaded, onto ``device``.
 
+    Args:
+        failed: if given, a generator whose checkpoint cannot be loaded is recorded here
+            (``{name: message}``) and left out instead of raising.
+
     Raises:
-        ValueError: a name that is none of these.
+        ValueError: a name that is none of these (or, without ``failed``, a bad checkpoint).
     """
     from repair import zoo
 
@@ -414,36 +420,14 @@ def select_methods(names: list[str] | None = None, checkpoints: str | Path | Non
                 f"{', '.join([*known, *found])} (trained generators come from "
                 f"{checkpoints or 'checkpoints/ or $' + zoo.ENV_FALLBACK}; see --checkpoints)")
         wanted = [n for n in dict.fromkeys(names) if n in found and n not in known]
-    learned = zoo.learned_methods(wanted, device=device, root=checkpoints) if wanted else {}
+    learned = {}
+    for name in wanted:
+        try:
+            learned.update(zoo.learned_methods([name], device=device, root=checkpoints))
+        except (ValueError, OSError, RuntimeError, KeyError, TypeError) as err:
+            if failed is None:
+                raise
+            failed[name] = str(err)
+    if names is not None:
+        names = [n for n in names if n not in (failed or {})]
     return resolve_methods(names, extra={**learned, **(extra or {})})
-
-
-def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] | None = None) -> int:
-    """Run ``repair evaluate`` from parsed arguments; print the table. Returns an exit status.
-
-    Args:
-        args: from a parser set up by :func:`add_evaluate_arguments`.
-        extra_methods: more named methods for ``--methods``, besides the built-ins and the trained
-            generators of ``--checkpoints`` (:mod:`repair.zoo`), which are used by default.
-    """
-    from repair.config import data_root
-
-    clean = Path(args.clean) if args.clean else data_root() / "eval" / "set12"
-    try:
-        names = None if args.methods is None else [n for arg in args.methods
-                                                    for n in arg.split(",") if n]
-        from repair.train import pick_device
-
-        device = str(pick_device(getattr(args, "device", "cpu")))   # before any model loads
-        methods = select_methods(names, getattr(args, "checkpoints", None), device,
-                                 extra_methods)
-        results = evaluate(clean, methods, seed=args.seed, per_damage=args.per_damage,
-                           limit=args.limit, size=args.size,
-                           progress=not getattr(args, "no_progress", False))
-        print(format_table(results))
-        if args.json:
-            print(f"wrote {save_json(results, args.json)}")
-    except (FileNotFoundError, ValueError) as err:
-        print(f"repair evaluate: error: {err}", file=sys.stderr)
-        return 2
-    return 0

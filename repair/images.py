@@ -7,7 +7,10 @@ them into that convention or raises :class:`ImageError` with a message that says
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,14 +20,19 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "ImageError", "find_images", "read_image", "to_gray_array", "load_gray",
-    "to_unit", "from_unit", "to_uint8", "save_gray", "atomic_write_bytes",
+    "IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FRAMES", "ImageError", "find_images", "frame_count",
+    "read_image", "to_gray_array", "load_gray", "to_unit", "from_unit", "to_uint8", "save_gray",
+    "atomic_write_bytes", "clean_stale_temporaries",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm",
                     ".webp", ".gif")
 MIN_SIDE = 16  # smaller photos carry too little to damage or restore
-MAX_PIXELS = 120_000_000  # refuse to decode more than this (about a 11000 x 11000 scan)
+MAX_PIXELS = 64_000_000
+"""The one pixel limit of every command: an image (or one frame of it) with more pixels than this
+(8000 x 8000) is refused before it is decoded; decoding it would take several GB. Pillow's own
+decompression-bomb limit is set to the same number while a file is opened (never at import)."""
+MAX_FRAMES = 1000  # a multi-page TIFF or animated GIF with more frames than this is refused
 
 
 class ImageError(ValueError):
@@ -54,39 +62,87 @@ def find_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
     return files
 
 
+class _PixelLimit:
+    """Pillow's decompression-bomb limit set to ours while a file is opened, then put back."""
+
+    def __init__(self, max_pixels: int):
+        self.max_pixels = max_pixels
+
+    def __enter__(self):
+        self.saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = self.max_pixels
+        self.catcher = warnings.catch_warnings()
+        self.catcher.__enter__()
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+    def __exit__(self, *exc):
+        self.catcher.__exit__(*exc)
+        Image.MAX_IMAGE_PIXELS = self.saved
+
+
+def _too_large(path: Path, pixels: int | str, max_pixels: int) -> ImageError:
+    pixels = f"{pixels:,}" if isinstance(pixels, int) else pixels
+    return ImageError(f"{path}: {pixels} pixels is too large to decode safely (the limit is "
+                      f"{max_pixels:,}, e.g. 8000x8000); shrink or split the scan first")
+
+
+def _frames(img: Image.Image) -> int:
+    if img.format == "MPO":   # a camera JPEG with a preview attached: the first is the photo
+        return 1
+    return int(getattr(img, "n_frames", 1) or 1)
+
+
+def frame_count(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> int:
+    """The number of frames (pages of a TIFF, frames of a GIF) of an image file; 1 for a file
+    that cannot be opened (reading it later gives the clear error)."""
+    try:
+        with _PixelLimit(max_pixels), Image.open(path) as img:
+            return _frames(img)
+    except Exception:   # any unreadable file: read_image reports it
+        return 1
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
-               min_side: int = MIN_SIDE) -> Image.Image:
+               min_side: int = MIN_SIDE, frame: int | None = None) -> Image.Image:
     """Open and fully decode an image file, with clear errors for every way it can be unusable.
 
     Args:
         path: the file.
         max_pixels: refuse images with more pixels than this (decompression bombs, huge scans).
         min_side: refuse images whose shorter side is below this.
+        frame: which frame of a multi-frame file (0-based). ``None`` refuses a file with more
+            than one frame rather than dropping all but the first.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; check the path")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageError(
-                        f"{path}: {width}x{height} pixels is too large to decode safely "
-                        f"(limit {max_pixels:,}); shrink the scan first or raise max_pixels")
-                img.load()
-                img = ImageOps.exif_transpose(img)
+        with _PixelLimit(max_pixels), Image.open(path) as img:
+            frames = _frames(img)
+            if frame is None and frames > 1:
+                raise ImageError(f"{path}: holds {frames} frames (pages); this command takes "
+                                 "single images: split it first (`repair restore` and `repair "
+                                 "damage` write one output per frame)")
+            if frame:
+                img.seek(frame)
+            width, height = img.size
+            if width * height > max_pixels:
+                raise _too_large(path, width * height, max_pixels)
+            img.load()
+            img = ImageOps.exif_transpose(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{path}: too large to decode safely ({err}); shrink the scan first") from None
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        raise _too_large(path, int(found.group(1)) if found else "more than the limit of",
+                         max_pixels) from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read (wrong extension or not an "
                          f"image at all); convert it to PNG or JPEG") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{path}: the file is corrupt or truncated ({err}); re-export or "
-                         f"re-download it") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+            MemoryError) as err:
+        raise ImageError(f"{path}: the file is corrupt or truncated ({err or type(err).__name__})"
+                         "; re-export or re-download it") from None
     if min(img.size) < min_side:
         raise ImageError(f"{path}: {img.size[0]}x{img.size[1]} is too small (the shorter side must "
                          f"be at least {min_side} pixels)")
@@ -110,20 +166,21 @@ def to_gray_array(img: Image.Image) -> np.ndarray:
         top = 65535.0 if array.max() > 255 or img.mode.startswith("I;16") else 255.0
         return np.clip(array / top, 0, 1).astype(np.float32)
     if img.mode == "F":
-        array = np.asarray(img, dtype=np.float32)
+        array = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         return np.clip(array / max(float(array.max()), 1e-8), 0, 1)
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
 def load_gray(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
-              min_side: int = MIN_SIDE) -> torch.Tensor:
+              min_side: int = MIN_SIDE, frame: int | None = None) -> torch.Tensor:
     """Read an image file as a grayscale tensor ``(1, H, W)`` in ``[-1, 1]``.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ImageError: the file is not a usable image (corrupt, truncated, too small, too large).
+        ImageError: the file is not a usable image (corrupt, truncated, too small, too large,
+            several frames and no ``frame`` chosen).
     """
-    array = to_gray_array(read_image(path, max_pixels=max_pixels, min_side=min_side))
+    array = to_gray_array(read_image(path, max_pixels=max_pixels, min_side=min_side, frame=frame))
     return from_unit(torch.from_numpy(array)[None])
 
 
@@ -180,3 +237,16 @@ def save_gray(x: torch.Tensor, path: str | os.PathLike) -> Path:
     Image.fromarray(to_uint8(x), mode="L").save(buffer, format=fmt)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def clean_stale_temporaries(paths) -> int:
+    """Remove the temporary files an interrupted :func:`atomic_write_bytes` (a SIGKILL mid-write)
+    left beside ``paths`` (``.<name>.*.tmp``); returns how many were removed."""
+    removed = 0
+    for path in map(Path, paths):
+        if path.parent.is_dir():
+            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+

@@ -8,6 +8,10 @@ gray, RGB, RGBA, palette or CMYK, and of any size:
   chroma (Cb, Cr) is put back, so colour casts and tints of the original survive, and so do colour
   stains: only their brightness is repaired. The output is RGB;
 * transparency (RGBA, LA, palette with transparency): the alpha channel is kept unchanged;
+* 32-bit float (mode F, from scientific TIFFs): PNG holds no floats, so the output is 16-bit gray,
+  0 to the photo's maximum (or to 1, for values in ``[0, 1]``) mapped to 0-65535;
+* several frames (a multi-page TIFF, an animated GIF): every frame is restored, one output each
+  (``<name>_frame1.png`` ...);
 * any size: large scans go through :func:`repair.tiling.restore_tiled` in overlapping tiles, so
   memory stays bounded; the output has the input's exact size.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,8 @@ from PIL import Image
 from repair.images import atomic_write_bytes, from_unit, read_image, to_unit
 
 __all__ = ["DEFAULT_MODEL", "Restorer", "NetworkRestorer", "as_restorer", "restore_plane",
-           "restore_pil", "restore_files"]
+           "restore_pil", "RestorePlan", "plan_restore", "restore_files", "resolve_restorer",
+           "check_tiles"]
 
 DEFAULT_MODEL = "restorer-book"
 """The shipped restorer used when no model is named: the mask-guided NAFNet of
@@ -134,11 +140,11 @@ def restore_pil(img: Image.Image, restorer: Restorer) -> Image.Image:
         restored = _quantise(restore_plane(np.clip(array / top, 0, 1), restorer), top, np.uint16)
         out = Image.fromarray(restored.astype(np.uint16) if top == 65535 else
                               restored.astype(np.uint8))
-    elif img.mode == "F":
-        array = np.asarray(img, dtype=np.float32)
-        top = max(float(array.max()), 1e-8)
-        out = Image.fromarray((restore_plane(np.clip(array / top, 0, 1), restorer) * top)
-                              .astype(np.float32), "F")
+    elif img.mode == "F":   # PNG holds no floats: written as 16-bit, 0..max (or 0..1) -> 0..65535
+        array = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        top = max(float(array.max()), 1.0 if array.max() <= 1 else 1e-8)
+        out = Image.fromarray(_quantise(restore_plane(np.clip(array / top, 0, 1), restorer),
+                                        65535, np.uint16))
     else:  # RGB, CMYK, YCbCr, LAB, HSV...: restore the luminance, keep the chroma
         y, cb, cr = img.convert("RGB").convert("YCbCr").split()
         y_restored = _quantise(restore_plane(np.asarray(y, np.float32) / 255, restorer), 255,
@@ -156,36 +162,73 @@ def _png_bytes(img: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def restore_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-                  restorer: Restorer, progress: bool = True, max_pixels: int | None = None,
-                  masks: bool = False) -> int:
+@dataclass
+class RestorePlan:
+    """Every output of a ``repair restore`` run, checked before any model loads."""
+
+    pairs: list[tuple[Path, Path]]
+    frames: list[int | None]
+    outputs: list[Path]
+    masks: dict[Path, Path]
+
+
+def plan_restore(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                 masks: bool = False, overwrite: bool = False) -> RestorePlan:
+    """Expand ``inputs`` (one entry per frame), plan photos and masks together and check the
+    output folder; raises ValueError / FileNotFoundError before anything is written."""
+    from repair.batch import check_out_dir, expand_frames, expand_inputs, plan_all
+
+    check_out_dir(out_dir)
+    pairs, frames = expand_frames(expand_inputs(inputs))
+    plans = plan_all(pairs, Path(out_dir), ("", "_mask") if masks else ("",), overwrite=overwrite)
+    return RestorePlan(pairs, frames, plans[0], dict(zip(plans[0], plans[1])) if masks else {})
+
+
+def restore_files(inputs: Sequence[str | os.PathLike] | RestorePlan,
+                  out_dir: str | os.PathLike | None, restorer: Restorer, progress: bool = True,
+                  max_pixels: int | None = None, masks: bool = False,
+                  overwrite: bool = False) -> int:
     """Restore every photo under ``inputs`` into ``out_dir`` as PNG (same relative names).
 
     With ``masks``, also ``<name>_mask.png``: the damage the restorer found (8-bit gray, white =
     surely damaged), for restorers with a damage head. Photos and masks are planned together, so
-    no output can land on another. Inputs are never overwritten; each output is complete or
-    absent; a bad file is reported and the batch goes on. Returns the exit status (0 all done,
-    1 some failed).
+    no output can land on another. Inputs are never overwritten, nor files already in ``out_dir``
+    unless ``overwrite``; each output is complete or absent; a bad file is reported and the batch
+    goes on. ``inputs`` may be a :func:`plan_restore` made before the restorer was loaded (then
+    ``out_dir``, ``masks`` and ``overwrite`` are the plan's). Returns the exit status (0 all
+    done, 1 some failed).
     """
-    from repair.batch import expand_inputs, plan_all, run_batch
-    from repair.images import MAX_PIXELS
+    from repair.batch import run_batch
+    from repair.images import MAX_PIXELS, clean_stale_temporaries
 
-    if masks and not getattr(restorer, "has_mask", False):
+    plan = inputs if isinstance(inputs, RestorePlan) else None
+    if (masks or (plan and plan.masks)) and not getattr(restorer, "has_mask", False):
         raise ValueError("--masks needs a restorer that finds the damage (the default model, "
                          f"{DEFAULT_MODEL}); this one predicts no mask")
-    pairs = expand_inputs(inputs)
-    plans = plan_all(pairs, Path(out_dir), ("", "_mask") if masks else ("",))
-    mask_for = dict(zip(plans[0], plans[1])) if masks else {}
+    plan = plan or plan_restore(inputs, out_dir, masks, overwrite)
+    clean_stale_temporaries(plan.masks.values())
+    frame_of = dict(zip(plan.outputs, plan.frames))
 
     def job(path: Path, out: Path) -> None:
-        img = read_image(path, max_pixels=max_pixels or MAX_PIXELS)
+        img = read_image(path, max_pixels=max_pixels or MAX_PIXELS, frame=frame_of[out])
         restored = _png_bytes(restore_pil(img, restorer))
-        if out in mask_for:
+        if out in plan.masks:
             mask = _quantise(restorer.last_mask[0, 0].numpy(), 255, np.uint8)   # (H, W)
-            atomic_write_bytes(mask_for[out], _png_bytes(Image.fromarray(mask, "L")))
+            atomic_write_bytes(plan.masks[out], _png_bytes(Image.fromarray(mask, "L")))
         atomic_write_bytes(out, restored)
 
-    return run_batch(pairs, job, plans[0], desc="restore", progress=progress)
+    return run_batch(plan.pairs, job, plan.outputs, desc="restore", progress=progress)
+
+
+def check_tiles(tile: int, overlap: int, multiple: int = 16) -> None:
+    """``--tile`` and ``--overlap`` checked before any model loads (the networks halve the size
+    four times, so a tile is a multiple of 16)."""
+    if tile < 32 or tile % multiple:
+        raise ValueError(f"--tile {tile}: must be a multiple of {multiple} and at least 32 "
+                         "(e.g. 256, the default)")
+    if not 0 <= overlap < tile // 2:
+        raise ValueError(f"--overlap {overlap}: must be from 0 to less than half of --tile "
+                         f"({tile // 2}); e.g. 32, the default")
 
 
 def resolve_restorer(model: str | None = None, checkpoint: str | os.PathLike | None = None,
@@ -222,5 +265,7 @@ def resolve_restorer(model: str | None = None, checkpoint: str | os.PathLike | N
                              "--checkpoint PATH")
         net_G = zoo.load_models([model], device=device)[model]
     multiple = 2 ** getattr(net_G, "hparams", {}).get("depth", 4)
+    if tile % multiple:
+        raise ValueError(f"--tile {tile}: this network needs a multiple of {multiple}")
     return as_restorer(net_G, tile=tile, overlap=overlap, multiple=multiple, device=device,
                        progress=progress, strength=strength)

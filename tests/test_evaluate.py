@@ -151,14 +151,16 @@ def test_bad_input_raises_clear_errors(photo_dir, tmp_path):
 
 
 def test_command_line(photo_dir, tmp_path, capsys):
-    parser = ev.add_evaluate_arguments(argparse.ArgumentParser())
+    from repair.evaluate_cli import add_evaluate_arguments, run_evaluate
+
+    parser = add_evaluate_arguments(argparse.ArgumentParser())
     out = tmp_path / "eval.json"
     args = parser.parse_args(["--clean", str(photo_dir), "--methods", "damaged", "inpaint-sharpen",
                               "--limit", "2", "--size", str(SIZE), "--json", str(out),
                               "--no-progress"])
-    assert ev.run_evaluate(args) == 0
+    assert run_evaluate(args) == 0
     assert "inpaint-sharpen" in capsys.readouterr().out
     assert json.loads(out.read_text())["settings"]["images"] == 2
     bad = parser.parse_args(["--clean", str(photo_dir), "--methods", "nope", "--no-progress"])
-    assert ev.run_evaluate(bad) == 2
+    assert run_evaluate(bad) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from repair.images import (ImageError, find_images, from_unit, load_gray, save_gray, to_uint8,
-                           to_unit)
+from repair.images import (MAX_PIXELS, ImageError, find_images, from_unit, load_gray, save_gray,
+                           to_uint8, to_unit)
 
 from conftest import save_png
 
@@ -90,8 +90,12 @@ def test_too_small(tmp_path):
 def test_too_large_is_refused_before_decoding(tmp_path):
     path = tmp_path / "huge.png"
     Image.new("1", (12000, 11000)).save(path)  # 132 Mpx, a few kB on disk
-    with pytest.raises(ImageError, match="too large to decode safely"):
+    with pytest.raises(ImageError, match="132,000,000 pixels is too large to decode safely"):
         load_gray(path)
+    Image.new("1", (9000, 9000)).save(path)    # 81 Mpx: under Pillow's own 89.5 Mpx warning
+    with pytest.raises(ImageError, match=f"limit is {MAX_PIXELS:,}"):
+        load_gray(path)
+    assert Image.MAX_IMAGE_PIXELS != MAX_PIXELS    # Pillow's setting is put back after loading
     with pytest.raises(ImageError, match="too large"):
         load_gray(save_png(tmp_path / "s.png", np.zeros((40, 40), np.uint8)), max_pixels=1000)
 

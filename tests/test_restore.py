@@ -92,7 +92,9 @@ def test_failed_restore_leaves_previous_output_intact(tmp_path):
     def broken(x):
         raise ValueError("restorer failed")
 
-    assert restore_files([tmp_path / "a.png"], out, broken, progress=False) == 1
+    with pytest.raises(ValueError, match="already exist.*--overwrite"):
+        restore_files([tmp_path / "a.png"], out, broken, progress=False)   # refused up front
+    assert restore_files([tmp_path / "a.png"], out, broken, progress=False, overwrite=True) == 1
     assert (out / "a.png").read_bytes() == b"earlier result"
     assert [p.name for p in out.iterdir()] == ["a.png"]
 
