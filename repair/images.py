@@ -239,14 +239,25 @@ def save_gray(x: torch.Tensor, path: str | os.PathLike) -> Path:
     return path
 
 
-def clean_stale_temporaries(paths) -> int:
+def clean_stale_temporaries(paths, min_age: float = 60.0) -> int:
     """Remove the temporary files an interrupted :func:`atomic_write_bytes` (a SIGKILL mid-write)
-    left beside ``paths`` (``.<name>.*.tmp``); returns how many were removed."""
-    removed = 0
-    for path in map(Path, paths):
-        if path.parent.is_dir():
-            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
-    return removed
+    left beside ``paths`` (``.<name>.*.tmp``); returns how many were removed.
 
+    Files younger than ``min_age`` seconds are left alone: they may be another process's write in
+    progress.
+    """
+    import time
+
+    removed = 0
+    now = time.time()
+    for path in map(Path, paths):
+        if not path.parent.is_dir():
+            continue
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime >= min_age:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+    return removed

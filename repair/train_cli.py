@@ -25,7 +25,8 @@ from repair.callbacks import Checkpointer, HistoryWriter, TimeLimit, load_state
 from repair.nets import unwrap as _plain
 from repair.train import Callback, TrainState, fit, new_state, pick_device
 
-__all__ = ["add_train_arguments", "init_generator", "run_train", "main", "wrap_ddp"]
+__all__ = ["add_train_arguments", "check_train_arguments", "init_generator", "run_train",
+           "run_restorer", "main", "wrap_ddp", "GracefulStop", "clean_stale_checkpoint_temporaries"]
 
 
 def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -88,6 +89,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="fine-tune: start the generator from this checkpoint's weights")
     p.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an OUT that already holds a run, replacing its files "
+                        "(default: refuse; --resume continues it)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
@@ -125,28 +129,114 @@ def init_generator(state: TrainState, path: str | os.PathLike) -> None:
     state.settings["init"] = str(path)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``repair train`` with parsed arguments; returns the exit status."""
+_POSITIVE = {"epochs": 1, "batch_size": 1, "image_size": 16, "max_steps": 1, "max_images": 1,
+             "num_images": 1, "epoch_photos": 1, "val_limit": 1, "val_size": 16, "threads": 1,
+             "save_every": 1, "val_every": 1, "final_size": 16, "workers": 0, "seed": 0}
+_RUN_FILES = ("last.pt", "best.pt", "G_best.pt", "summary.json", "history.json")
+
+
+def check_train_arguments(args: argparse.Namespace) -> Path:
+    """Every option of ``repair train`` checked before any data or model loads; returns OUT.
+
+    Raises:
+        ValueError, FileNotFoundError: naming the option and what to do.
+        repair.checkpoint.CheckpointError: a malformed ``--init`` or ``OUT/last.pt`` to resume.
+    """
+    import math
+
+    from repair.batch import check_out_dir
+    from repair.checkpoint import check_net_record, check_training_state, read_checkpoint
+
+    for name, low in _POSITIVE.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: must be at least {low} (leave "
+                             "it out for the default)")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr {args.lr}: must be a positive number (e.g. 2e-4)")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise ValueError(f"--time-limit {args.time_limit}: must be a positive number of seconds")
+    if args.scale is not None and not 0 < args.scale[0] <= args.scale[1] <= 4:
+        raise ValueError(f"--scale {args.scale[0]} {args.scale[1]}: needs 0 < LOW <= HIGH <= 4")
+    if args.data is not None and not Path(args.data).is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder of photos")
+    out = check_out_dir(args.out, "--out")
+    if args.init:
+        check_net_record(read_checkpoint(args.init).get("generator"), "generator", args.init)
+    last = out / "last.pt"
+    if args.resume and last.exists():
+        check_training_state(read_checkpoint(last), last)
+    elif not args.overwrite and (found := [n for n in _RUN_FILES if (out / n).exists()]):
+        raise ValueError(f"--out {out} already holds a training run ({', '.join(found)}): pass "
+                         "--resume to continue it, --overwrite to start afresh over it, or "
+                         "choose another --out")
+    return out
+
+
+def clean_stale_checkpoint_temporaries(out: Path) -> int:
+    """Remove the temporary files a run killed while saving (SIGKILL) left in ``out``."""
+    from repair.images import clean_stale_temporaries
+
+    names = [*_RUN_FILES, "steps.csv", "epochs.csv", *(p.name for p in out.glob("epoch_*.pt"))]
+    removed = clean_stale_temporaries([out / n for n in names])
+    if removed:
+        print(f"removed {removed} temporary file(s) that an interrupted save left in {out}")
+    return removed
+
+
+class GracefulStop:
+    """Context manager: the first Ctrl-C (or SIGTERM) ends training after the current step, with
+    ``OUT/last.pt`` saved by the checkpointer as usual; a second one stops at once."""
+
+    def __init__(self, state: TrainState, out: Path):
+        self.state, self.out, self.requested, self.saved = state, out, False, {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested, self.state.stop = True, True
+        print(f"\nrepair train: stopping after this step and saving {self.out / 'last.pt'} "
+              "(press Ctrl-C again to quit at once without saving)", flush=True)
+
+    def __enter__(self) -> "GracefulStop":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(out: Path) -> int:
+    """Exit status 130 with a plain statement of what was (not) saved and how to save."""
+    from repair.checkpoint import read_checkpoint
+
+    last = out / "last.pt"
+    try:
+        step = read_checkpoint(last).get("global_step") if last.exists() else None
+    except ValueError:
+        step = None
+    said = (f"the last save is {last} at step {step}: resume with --resume" if step is not None
+            else "nothing was saved")
+    print(f"repair train: interrupted before saving; {said}. To stop with a resumable "
+          "checkpoint, press Ctrl-C once and wait for the current step; --save-every N also "
+          "saves every N steps", flush=True)
+    return 130
+
+
+def _train_data(args: argparse.Namespace, cfg) -> tuple[Any, Any]:
+    """The training and validation sets of the GAN recipes (subsets as the options ask)."""
     from torch.utils.data import Subset
 
-    from repair.config import get_config
     from repair.data import make_datasets
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
-    if recipe.generator == "nafnet":
-        return run_restorer(args, recipe)
-    device = pick_device(args.device)
-    rank, world, device = _distributed(device)
-    overrides: dict[str, Any] = {}
-    if args.imagenette:
-        overrides.update(source="imagenette", extra={"download": args.download})
-    elif args.data:
-        overrides["source"] = "folder"
-    if args.image_size is not None:
-        overrides["image_size"] = args.image_size
-    cfg = get_config(args.profile, **overrides)
     train_ds, val_ds = make_datasets(cfg, root=args.imagenette or args.data, seed=args.seed,
                                      damage_kwargs=MIXES[args.mix], scale=args.scale,
                                      jitter=args.jitter, val_size=args.val_size)
@@ -156,7 +246,75 @@ def run_train(args: argparse.Namespace) -> int:
         train_ds.photos = [train_ds.photos[i] for i in keep]
     if args.val_limit:
         val_ds = Subset(val_ds, range(min(args.val_limit, len(val_ds))))
-    out = Path(args.out)
+    return train_ds, val_ds
+
+
+def _gan_config(args: argparse.Namespace):
+    from repair.config import get_config
+
+    overrides: dict[str, Any] = {}
+    if args.imagenette:
+        overrides.update(source="imagenette", extra={"download": args.download})
+    elif args.data:
+        overrides["source"] = "folder"
+    if args.image_size is not None:
+        overrides["image_size"] = args.image_size
+    return get_config(args.profile, **overrides)
+
+
+def _start(state: TrainState, args: argparse.Namespace, out: Path, device, rank: int,
+           total: Any = None) -> None:
+    """Fine-tune from ``--init`` or resume ``OUT/last.pt`` (``--resume``), as asked."""
+    last = out / "last.pt"
+    if args.init and not (args.resume and last.exists()):
+        init_generator(state, args.init)
+    if not args.resume:
+        return
+    if not last.exists():
+        if rank == 0:
+            print(f"nothing to resume in {out}: starting afresh")
+        return
+    load_state(last, state, device)
+    if total is not None:
+        state.settings["total_steps"] = total  # a resumed run may be given a longer schedule
+    if rank == 0 and not args.quiet:
+        print(f"resuming {last} at epoch {state.epoch}, step {state.global_step}", flush=True)
+
+
+def _finish(state: TrainState, out: Path, start: float, quiet: bool, stop: GracefulStop,
+            **extra: Any) -> None:
+    """Write ``summary.json`` (and say so when a Ctrl-C ended the run early)."""
+    summary = {"recipe": state.recipe.name, **extra, "steps": state.global_step,
+               "images_seen": state.images_seen, "wall_s": round(time.time() - start, 1),
+               "best": state.best}
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
+    if stop.requested:
+        print(f"repair train: stopped early at step {state.global_step}; {out / 'last.pt'} "
+              "saved: continue with --resume", flush=True)
+    if not quiet:
+        print(json.dumps(summary), flush=True)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``repair train`` with parsed arguments; returns the exit status (130: interrupted)."""
+    out = check_train_arguments(args)
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
+    try:
+        if recipe.generator == "nafnet":
+            return run_restorer(args, recipe, out)
+        return _run_gan(args, recipe, out, device)
+    except KeyboardInterrupt:
+        return _interrupted(out)
+
+
+def _run_gan(args: argparse.Namespace, recipe, out: Path, device: torch.device) -> int:
+    """The paper / pix2pix / l1 recipes: epochs over a photo folder or Imagenette."""
+    rank, world, device = _distributed(device)
+    cfg = _gan_config(args)
+    train_ds, val_ds = _train_data(args, cfg)
     batch_size = args.batch_size or recipe.batch_size
     num_epochs = args.epochs or (recipe.num_epochs if cfg.max_steps is None else cfg.num_epochs)
     settings = {"profile": cfg.profile, "source": cfg.source, "data": str(args.imagenette or
@@ -166,38 +324,25 @@ def run_train(args: argparse.Namespace) -> int:
                 "epoch_photos": args.epoch_photos, "val_size": args.val_size, "init": args.init}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), cfg.image_size, device, args.seed,
                       **settings)
-    if args.init and not (args.resume and (out / "last.pt").exists()):
-        init_generator(state, args.init)
-    if args.resume:
-        if (out / "last.pt").exists():
-            load_state(out / "last.pt", state, device)
-            if rank == 0 and not args.quiet:
-                print(f"resuming {out / 'last.pt'} at epoch {state.epoch}, step "
-                      f"{state.global_step}")
-        elif rank == 0:
-            print(f"nothing to resume in {out}: starting afresh")
+    _start(state, args, out, device, rank)
     if world > 1:
         wrap_ddp(state, device)
     callbacks: list[Callback] = []
     if rank == 0:
+        clean_stale_checkpoint_temporaries(out)
         callbacks = [HistoryWriter(out), Checkpointer(out, args.save_every, args.keep_epochs)]
     if args.time_limit:
         callbacks.append(TimeLimit(args.time_limit))
     start = time.time()
     max_steps = args.max_steps if args.max_steps is not None else cfg.max_steps
-    fit(state, train_ds, val_ds, num_epochs=num_epochs, batch_size=batch_size,
-        max_steps=max_steps, max_images=args.max_images, device=device,
-        amp=not args.no_amp, num_workers=cfg.num_workers if args.workers is None else args.workers,
-        seed=args.seed, callbacks=callbacks, progress=not args.quiet, rank=rank, world=world,
-        epoch_size=args.epoch_photos)
+    with GracefulStop(state, out) as stop:
+        fit(state, train_ds, val_ds, num_epochs=num_epochs, batch_size=batch_size,
+            max_steps=max_steps, max_images=args.max_images, device=device,
+            amp=not args.no_amp, num_workers=cfg.num_workers if args.workers is None
+            else args.workers, seed=args.seed, callbacks=callbacks, progress=not args.quiet,
+            rank=rank, world=world, epoch_size=args.epoch_photos)
     if rank == 0:
-        best = state.best
-        summary = {"recipe": recipe.name, "epochs": state.epoch, "steps": state.global_step,
-                   "images_seen": state.images_seen, "wall_s": round(time.time() - start, 1),
-                   "best": best}
-        atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
-        if not args.quiet:
-            print(json.dumps(summary))
+        _finish(state, out, start, args.quiet, stop, epochs=state.epoch)
     if world > 1:
         import torch.distributed as dist
         dist.barrier()
@@ -215,15 +360,16 @@ def _restorer_photos(cfg, folder: str | None, seed: int) -> tuple[list, list]:
     return training_photos(folder, seed=0)  # the validation carve-out never moves with --seed
 
 
-def run_restorer(args: argparse.Namespace, recipe) -> int:
+def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> int:
     """``repair train --recipe restorer``: step-based training on fresh damage every step."""
     from repair.config import get_config
     from repair.restorer_train import Schedule, fit_restorer
     from repair.synth import RestraintPairs, fixed_pairs
 
     if args.imagenette:
-        raise SystemExit("repair train: the restorer recipe trains on a folder (--data), "
+        raise ValueError("--imagenette: the restorer recipe trains on a folder (--data), "
                          "not on Imagenette")
+    out = out or check_train_arguments(args)
     cfg = get_config(args.profile)
     crop = args.image_size or (cfg.image_size if cfg.profile == "tiny" else 128)
     total = args.max_steps or cfg.max_steps or 300
@@ -236,7 +382,6 @@ def run_restorer(args: argparse.Namespace, recipe) -> int:
     val_size = args.val_size or (schedule.final_crop if cfg.profile != "tiny" else crop)
     pairs = RestraintPairs(train_photos, seed=args.seed)
     val = fixed_pairs(val_photos, size=val_size, seed=args.seed)
-    out = Path(args.out)
     settings = {"profile": cfg.profile, "data": str(args.data or ""), "crop": crop,
                 "final_crop": schedule.final_crop, "total_steps": total,
                 "batch_size": args.batch_size or recipe.batch_size,
@@ -244,24 +389,16 @@ def run_restorer(args: argparse.Namespace, recipe) -> int:
                 "val_size": val_size, "init": args.init}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
                       **settings)
-    if args.init and not (args.resume and (out / "last.pt").exists()):
-        init_generator(state, args.init)
-    if args.resume and (out / "last.pt").exists():
-        load_state(out / "last.pt", state)
-        state.settings["total_steps"] = total  # a resumed run may be given a longer schedule
-        print(f"resuming {out / 'last.pt'} at step {state.global_step} of {total}", flush=True)
+    _start(state, args, out, "cpu", 0, total)
+    clean_stale_checkpoint_temporaries(out)
     callbacks: list[Callback] = [HistoryWriter(out), Checkpointer(out, args.save_every or 50)]
     if args.time_limit:
         callbacks.append(TimeLimit(args.time_limit))
     start = time.time()
     log = None if args.quiet else (lambda line: print(line, flush=True))
-    fit_restorer(state, pairs, val, schedule, args.batch_size, callbacks, log)
-    summary = {"recipe": recipe.name, "steps": state.global_step, "total_steps": total,
-               "images_seen": state.images_seen, "wall_s": round(time.time() - start, 1),
-               "best": state.best}
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
-    if log:
-        log(json.dumps(summary))
+    with GracefulStop(state, out) as stop:
+        fit_restorer(state, pairs, val, schedule, args.batch_size, callbacks, log)
+    _finish(state, out, start, args.quiet, stop, total_steps=total)
     return 0
 
 
