@@ -17,9 +17,9 @@ from torch import nn
 from repair.nafnet import MaskedNAFRestorer
 
 __all__ = [
-    "PaperGenerator", "PaperDiscriminator", "UNetGenerator", "PatchDiscriminator",
-    "DoubleConv", "Up", "bounded_residual", "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
-    "meta_twin", "summary", "paper_table", "format_table", "REAL", "unwrap",
+    "PaperGenerator", "PaperDiscriminator", "UNetGenerator", "PatchDiscriminator", "DoubleConv",
+    "Up", "bounded_residual", "GENERATORS", "DISCRIMINATORS", "build_generator",
+    "build_discriminator", "init_weights", "REAL", "unwrap",
 ]
 
 REAL = 1  # column of the paper discriminator's softmax that we read as P(real)
@@ -181,13 +181,10 @@ class PaperDiscriminator(nn.Module):
 
 def _norm(kind: str, channels: int) -> nn.Module:
     """A normalisation layer: ``"batch"``, ``"instance"`` or ``"none"``."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
+    layers = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "none": lambda _: nn.Identity()}
+    if kind not in layers:
+        raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
+    return layers[kind](channels)
 
 
 class DoubleConv(nn.Sequential):
@@ -220,6 +217,7 @@ class Up(nn.Module):
         self.conv = DoubleConv(2 * c_out, c_out, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, c_in, h, w) and ``skip`` (B, c_out, 2h, 2w) -> (B, c_out, 2h, 2w)."""
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
@@ -336,12 +334,22 @@ class PatchDiscriminator(nn.Module):
         return self.main(torch.cat([x_damaged, x_candidate], dim=1))
 
 
-# ---------------------------------------------------------------- registry and summaries
+# ---------------------------------------------------------------- networks by name
 
 GENERATORS: dict[str, type[nn.Module]] = {
     c.arch: c for c in (PaperGenerator, UNetGenerator, MaskedNAFRestorer)}
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     c.arch: c for c in (PaperDiscriminator, PatchDiscriminator)}
+
+
+def build_generator(arch: str, **hparams) -> nn.Module:
+    """A generator by architecture name (``"paper-generator"``, ``"unet"`` ...) and its kwargs."""
+    return _build(GENERATORS, "generator", arch, hparams)
+
+
+def build_discriminator(arch: str, **hparams) -> nn.Module:
+    """A discriminator by name (``"paper-discriminator"`` or ``"patch"``) and its kwargs."""
+    return _build(DISCRIMINATORS, "discriminator", arch, hparams)
 
 
 def _build(registry: dict[str, type[nn.Module]], kind: str, arch: str, hparams: dict) -> nn.Module:
@@ -351,76 +359,3 @@ def _build(registry: dict[str, type[nn.Module]], kind: str, arch: str, hparams: 
         return registry[arch](**hparams)
     except TypeError as err:
         raise ValueError(f"bad hyper-parameters for {arch!r}: {err}") from None
-
-
-def build_generator(arch: str, **hparams) -> nn.Module:
-    """A generator by architecture name (``"paper-generator"`` or ``"unet"``) and its kwargs."""
-    return _build(GENERATORS, "generator", arch, hparams)
-
-
-def build_discriminator(arch: str, **hparams) -> nn.Module:
-    """A discriminator by name (``"paper-discriminator"`` or ``"patch"``) and its kwargs."""
-    return _build(DISCRIMINATORS, "discriminator", arch, hparams)
-
-
-def _inputs_for(net: nn.Module, image_size: int | None, batch_size: int,
-                device: str | torch.device) -> tuple[int, list[torch.Tensor]]:
-    """The image size to use and the forward arguments (one or two image batches) for ``net``."""
-    own = getattr(net, "hparams", {}).get("image_size")
-    if image_size is None:
-        image_size = own or 256
-    elif own is not None and own != image_size:
-        raise ValueError(f"{type(net).__name__} was built for image_size={own}, not {image_size}; "
-                         f"build one with image_size={image_size}")
-    x = torch.zeros(batch_size, 1, image_size, image_size, device=device)
-    return image_size, [x, x] if net.arch in DISCRIMINATORS else [x]
-
-
-def meta_twin(net: nn.Module) -> nn.Module:
-    """A copy of ``net``'s architecture on the ``meta`` device (shapes only, no memory, no compute)."""
-    registry = GENERATORS if net.arch in GENERATORS else DISCRIMINATORS
-    with torch.device("meta"):
-        twin = registry[net.arch](**net.hparams)
-    return twin.train(net.training)
-
-
-def summary(net: nn.Module, image_size: int | None = None, batch_size: int = 1, **kwargs):
-    """torchinfo's summary of ``net`` for square grayscale images, computed on the meta device.
-
-    Args:
-        net: any network of this module (it is rebuilt from ``arch`` and ``hparams`` on ``meta``,
-            so nothing is computed and ``net`` itself is not touched).
-        image_size: side of the input; defaults to the net's own ``image_size`` or 256.
-        batch_size: batch size shown in the shapes.
-        **kwargs: passed to ``torchinfo.summary`` (e.g. ``depth``, ``col_names``, ``verbose``).
-    """
-    import torchinfo
-
-    twin = meta_twin(net)
-    _, inputs = _inputs_for(twin, image_size, batch_size, "meta")
-    kwargs.setdefault("verbose", 0)
-    kwargs.setdefault("col_names", ("output_size", "num_params"))
-    return torchinfo.summary(twin, input_data=inputs, device="meta", **kwargs)
-
-
-def paper_table(net: nn.Module, image_size: int | None = None) -> list[tuple[str, list[int], int]]:
-    """The rows of a torchsummary-style table, as in the paper's Figs. 3 and 4.
-
-    Returns ``[(layer, output_shape, params), ...]``, one row per leaf layer in the order it runs,
-    e.g. ``("Conv2d-1", [-1, 32, 128, 128], 512)``.
-    """
-    stats = summary(net, image_size)
-    leaves = [info for info in stats.summary_list if info.is_leaf_layer and info.executed]
-    return [(f"{info.class_name}-{i}", [-1, *info.output_size[1:]], info.num_params)
-            for i, info in enumerate(leaves, start=1)]
-
-
-def format_table(rows: list[tuple[str, list[int], int]]) -> str:
-    """The rows of :func:`paper_table` as text laid out like the paper's figures."""
-    lines = [f"{'Layer (type)':>22}  {'Output Shape':>24}  {'Param #':>12}"]
-    for name, shape, params in rows:
-        shape_text = "[" + ", ".join(str(s) for s in shape) + "]"
-        lines.append(f"{name:>22}  {shape_text:>24}  {params:>12,}")
-    total = sum(params for _, _, params in rows)
-    lines.append(f"{'Total params:':>22}  {'':>24}  {total:>12,}")
-    return "\n".join(lines)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from repair import nets
+from repair import anatomy, nets
 
 # The paper's Fig. 4 (generator) and Fig. 3 (discriminator), copied from the paper's text.
 PAPER_FIG4 = """
@@ -79,11 +79,11 @@ def small_discriminators(size=32):
 
 
 def test_paper_generator_matches_fig4_row_by_row():
-    assert nets.paper_table(nets.PaperGenerator(), 256) == parse_rows(PAPER_FIG4)
+    assert anatomy.paper_table(nets.PaperGenerator(), 256) == parse_rows(PAPER_FIG4)
 
 
 def test_paper_discriminator_matches_fig3_row_by_row():
-    assert nets.paper_table(nets.PaperDiscriminator(), 256) == parse_rows(PAPER_FIG3)
+    assert anatomy.paper_table(nets.PaperDiscriminator(), 256) == parse_rows(PAPER_FIG3)
 
 
 def test_paper_parameter_totals():
@@ -100,19 +100,19 @@ def test_paper_table_agrees_with_a_real_forward_at_small_size():
     net_G(torch.zeros(2, 1, 24, 24))
     for h in hooks:
         h.remove()
-    assert [row[1] for row in nets.paper_table(net_G, 24)] == shapes
+    assert [row[1] for row in anatomy.paper_table(net_G, 24)] == shapes
     assert shapes[6] == [-1, 8, 108, 108] and shapes[-1] == [-1, 1, 24, 24]  # 4x, then back
 
 
-def test_format_table_lists_every_row_and_the_total():
-    text = nets.format_table(nets.paper_table(nets.PaperGenerator()))
+def test_format_layers_lists_every_row_and_the_total():
+    text = anatomy.format_layers(anatomy.paper_table(nets.PaperGenerator()))
     assert "ConvTranspose2d-15" in text and "[-1, 64, 1036, 1036]" in text
     assert text.splitlines()[-1].split()[-1] == "693,696"
 
 
 def test_summary_is_torchinfo_and_leaves_the_net_alone():
     net_G = nets.PaperGenerator()
-    stats = nets.summary(net_G, 256)
+    stats = anatomy.summary(net_G, 256)
     assert type(stats).__name__ == "ModelStatistics"
     assert stats.total_params == 693_696
     assert next(net_G.parameters()).device.type == "cpu"
@@ -120,7 +120,7 @@ def test_summary_is_torchinfo_and_leaves_the_net_alone():
 
 def test_summary_refuses_another_size_for_a_size_bound_net():
     with pytest.raises(ValueError, match="image_size=64"):
-        nets.summary(nets.PaperDiscriminator(image_size=256), 64)
+        anatomy.summary(nets.PaperDiscriminator(image_size=256), 64)
 
 
 # ---------------------------------------------------------------- initialisation

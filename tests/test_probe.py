@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from repair import nets, probe
+from repair import anatomy, nets, probe
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +87,19 @@ def test_generator_gradient_norm_with_a_patch_discriminator():
 
 
 def test_patchgan_sees_70x70_pixels():
-    rf = probe.receptive_field(nets.PatchDiscriminator(ndf=4), 96)
+    rf = anatomy.receptive_field(nets.PatchDiscriminator(ndf=4), 96)
     assert rf["extent"] == (70, 70) and not rf["clipped"]
 
 
 def test_paper_generator_sees_15x15_pixels_and_unet_much_more():
-    paper = probe.receptive_field(nets.PaperGenerator(ngf=4), 48)
+    paper = anatomy.receptive_field(nets.PaperGenerator(ngf=4), 48)
     assert paper["extent"] == (15, 15) and not paper["clipped"]
-    unet = probe.receptive_field(nets.UNetGenerator(ngf=4, depth=3), 48)
+    unet = anatomy.receptive_field(nets.UNetGenerator(ngf=4, depth=3), 48)
     assert unet["extent"][0] > 40 and unet["effective"] > paper["effective"]
 
 
 def test_impulse_response_is_zero_outside_the_receptive_field():
-    grad = probe.impulse_response(nets.PaperGenerator(ngf=4), 48)
+    grad = anatomy.impulse_response(nets.PaperGenerator(ngf=4), 48)
     assert grad.shape == (48, 48)
     assert grad[24 - 7:24 + 8, 24 - 7:24 + 8].sum() > 0
     outside = grad.clone()
@@ -111,7 +111,7 @@ def test_probes_leave_the_network_untouched():
     net_G = nets.UNetGenerator(ngf=4, depth=2).train()
     before = {k: v.clone() for k, v in net_G.state_dict().items()}
     rng = torch.get_rng_state()
-    probe.receptive_field(net_G, 32)
+    anatomy.receptive_field(net_G, 32)
     probe.checkerboard_score(net_G, 32)
     assert net_G.training and torch.equal(rng, torch.get_rng_state())  # no global RNG drawn
     assert all(torch.equal(before[k], v) for k, v in net_G.state_dict().items())
@@ -121,38 +121,38 @@ def test_probes_leave_the_network_untouched():
 
 
 def test_flops_of_the_paper_generator_at_256():
-    counted = probe.flops(nets.PaperGenerator(), 256)
+    counted = anatomy.flops(nets.PaperGenerator(), 256)
     assert counted["forward"] == pytest.approx(145.68e9, rel=1e-3)
     assert 2.5 < counted["forward_backward"] / counted["forward"] < 3.1
 
 
 def test_flops_of_the_unet_scale_with_pixels_and_batch():
     net_G = nets.UNetGenerator()
-    at256 = probe.flops(net_G, 256)["forward"]
+    at256 = anatomy.flops(net_G, 256)["forward"]
     assert at256 == pytest.approx(23.3e9, rel=0.01)
-    assert probe.flops(net_G, 128)["forward"] == pytest.approx(at256 / 4, rel=1e-6)
-    assert probe.flops(net_G, 64, batch_size=3)["forward"] == pytest.approx(3 * at256 / 16, rel=1e-6)
+    assert anatomy.flops(net_G, 128)["forward"] == pytest.approx(at256 / 4, rel=1e-6)
+    assert anatomy.flops(net_G, 64, batch_size=3)["forward"] == pytest.approx(3 * at256 / 16, rel=1e-6)
 
 
 def test_flops_of_discriminators_use_their_own_size():
-    assert probe.flops(nets.PaperDiscriminator())["forward"] > 0
-    assert probe.flops(nets.PatchDiscriminator(), 256)["forward"] == pytest.approx(6.26e9, rel=0.01)
+    assert anatomy.flops(nets.PaperDiscriminator())["forward"] > 0
+    assert anatomy.flops(nets.PatchDiscriminator(), 256)["forward"] == pytest.approx(6.26e9, rel=0.01)
 
 
 def test_peak_memory_counts_the_paper_generators_huge_activation():
-    mem = probe.peak_memory(nets.PaperGenerator(), 256)
+    mem = anatomy.peak_memory(nets.PaperGenerator(), 256)
     assert mem["largest_activation"] == 64 * 1036 * 1036 * 4
     assert mem["parameters"] == 693_696 * 4
     assert mem["saved"] > 2 * mem["largest_activation"]
     assert mem["training"] == 4 * mem["parameters"] + mem["saved"] + 256 * 256 * 4
-    twice = probe.peak_memory(nets.PaperGenerator(), 256, batch_size=2)
+    twice = anatomy.peak_memory(nets.PaperGenerator(), 256, batch_size=2)
     assert twice["saved"] == pytest.approx(2 * mem["saved"], rel=1e-4)  # BatchNorm's stats: once
-    assert mem["saved"] > 5 * probe.peak_memory(nets.UNetGenerator(), 256)["saved"]
+    assert mem["saved"] > 5 * anatomy.peak_memory(nets.UNetGenerator(), 256)["saved"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_peak_memory_measured_on_cuda_is_at_least_the_count():
-    mem = probe.peak_memory(nets.UNetGenerator(ngf=16, depth=3), 128, 4, device="cuda")
+    mem = anatomy.peak_memory(nets.UNetGenerator(ngf=16, depth=3), 128, 4, device="cuda")
     assert mem["measured_peak"] >= mem["saved"]
 
 
