@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from repair import damage as D
+from repair import layers
 
 SINGLE = [D.gaussian_blur, D.splotches, D.cracks, D.lower_contrast]
 
@@ -116,10 +117,10 @@ def test_wrong_shapes_and_types_are_rejected(photo):
 
 def test_layers_are_soft_and_bounded():
     rng = np.random.default_rng(0)
-    alpha, tone = D.splotch_layer(128, 128, 1.0, rng)
+    alpha, tone = layers.splotch_layer(128, 128, 1.0, rng)
     assert alpha.shape == (128, 128) and 0 <= alpha.min() and alpha.max() <= 1
     assert ((alpha > 0) & (alpha < 0.5)).any(), "stains should have soft edges"
-    crack_alpha, _ = D.crack_layer(128, 128, 1.0, rng)
+    crack_alpha, _ = layers.crack_layer(128, 128, 1.0, rng)
     assert 0 < (crack_alpha > 0).mean() < 0.3
 
 
@@ -145,7 +146,7 @@ def test_plate_damage_changes_image_deterministically(fn, photo):
 
 
 def test_tarnish_creeps_in_from_the_edges():
-    alpha, _ = D.tarnish_layer(96, 96, 0.8, np.random.default_rng(0))
+    alpha, _ = layers.tarnish_layer(96, 96, 0.8, np.random.default_rng(0))
     border = np.concatenate([alpha[:4].ravel(), alpha[-4:].ravel(), alpha[:, :4].ravel(),
                              alpha[:, -4:].ravel()])
     assert border.mean() > 0.3 and alpha[40:56, 40:56].max() == 0
