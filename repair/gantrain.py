@@ -225,7 +225,7 @@ class GANTrainer:
             b_ema.copy_(b)
 
     def generator_payload(self) -> dict:
-        """The EMA generator in :func:`repair.stylegan_io.load_generator`'s format."""
+        """The EMA generator in :func:`repair.stylegan_io.load_stylegan`'s format."""
         return {"kind": GENERATOR_KIND, "config": dict(self.net_G_ema.config),
                 "state_dict": {k: v.cpu() for k, v in self.net_G_ema.state_dict().items()},
                 "step": self.step, "nimg": self.nimg}
@@ -278,13 +278,13 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
                      samples: bool = True) -> Path:
     """Write the EMA generator of a training ``checkpoint`` to ``out`` (generator only, float32).
 
-    The file is :func:`repair.stylegan_io.save_generator`'s format (a few MB, readable by
-    :func:`repair.stylegan_io.load_generator`) plus what the manifest needs: ``step``, ``nimg``
+    The file is :func:`repair.stylegan_io.save_stylegan`'s format (a few MB, readable by
+    :func:`repair.stylegan_io.load_stylegan`) plus what the manifest needs: ``step``, ``nimg``
     (images seen), the training ``train_config``, the SHA-256 of the source checkpoint. With
     ``samples``, an 8x8 grid of samples (the training run's fixed z) goes to ``<out>-samples.png``.
     """
     from repair.registry import sha256_file
-    from repair.stylegan_io import load_generator, save_generator
+    from repair.stylegan_io import load_stylegan, save_stylegan
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -293,7 +293,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != TRAINER_KIND:
         raise ValueError(f"{checkpoint}: not a repair.gantrain checkpoint")
-    net_G = load_generator(checkpoint)  # the EMA generator (key "G_ema")
+    net_G = load_stylegan(checkpoint)  # the EMA generator (key "G_ema")
     history = ckpt.get("history") or []
     if samples:
         z = torch.randn(64, net_G.z_dim, generator=torch.Generator().manual_seed(1234))
@@ -302,7 +302,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike,
         res = img.shape[-1]
         grid = img.reshape(8, 8, 1, res, res).permute(2, 0, 3, 1, 4).reshape(1, 8 * res, 8 * res)
         save_gray(grid, Path(out).with_name(Path(out).stem + "-samples.png"))
-    return save_generator(net_G, out, step=int(ckpt["step"]), nimg=int(ckpt["nimg"]),
+    return save_stylegan(net_G, out, step=int(ckpt["step"]), nimg=int(ckpt["nimg"]),
                           train_config=ckpt["config"], source_sha256=sha256_file(checkpoint),
                           exported=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                           last_losses={k: float(np.mean([h[k] for h in history[-50:]]))

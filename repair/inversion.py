@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,10 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from repair import damage as _damage
+from repair.metrics import lpips_available
 from repair.stylegan import StyleGAN2Generator, to_gray
 
 __all__ = ["Degradation", "RobustLoss", "InversionResult", "invert", "normalized_step",
-           "lpips_available", "ssim", "PHASES", "DEFAULT_GENERATOR", "resolve_generator"]
+           "differentiable_ssim", "PHASES", "DEFAULT_GENERATOR", "resolve_generator"]
 
 PHASES = ("W", "W+", "W++")
 
@@ -94,36 +96,23 @@ def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tenso
     return torch.outer(g, g)[None, None]  # (1, 1, size, size)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM per image ``(B,)`` of ``x``, ``y`` ``(B, C, H, W)`` in [-1, 1]; differentiable."""
+def differentiable_ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5
+                        ) -> torch.Tensor:
+    """Mean SSIM per image ``(B,)`` of ``x``, ``y`` ``(B, C, H, W)`` in [-1, 1], differentiable
+    (a term of :class:`RobustLoss`; the score of record is :func:`repair.metrics.ssim`)."""
     x, y = (x + 1) / 2, (y + 1) / 2
     size = min(window, *x.shape[-2:])
     size -= 1 - size % 2
     channels = x.shape[1]
     kernel = _gaussian_window(size, sigma, x).expand(channels, 1, size, size)
-
-    def blur(t):
-        return F.conv2d(t, kernel, groups=channels)
-
+    blur = partial(F.conv2d, weight=kernel, groups=channels)
     mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
+    var_x, var_y = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) *
                                                          (var_x + var_y + c2))
     return value.mean(dim=[1, 2, 3])
-
-
-def lpips_available() -> bool:
-    """True if the ``lpips`` package and its VGG weights are already on disk (never downloads)."""
-    try:
-        import lpips
-    except ImportError:
-        return False
-    linear = Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
-    backbone = Path(torch.hub.get_dir()) / "checkpoints" / "vgg16-397923af.pth"
-    return linear.is_file() and backbone.is_file()
 
 
 class RobustLoss(nn.Module):
@@ -142,10 +131,10 @@ class RobustLoss(nn.Module):
         super().__init__()
         if distance not in ("auto", "lpips", "ms-l1-ssim"):
             raise ValueError(f"distance must be 'auto', 'lpips' or 'ms-l1-ssim', got {distance!r}")
-        if distance == "lpips" and not lpips_available():
+        if distance == "lpips" and not lpips_available("vgg"):
             raise FileNotFoundError("LPIPS needs `pip install lpips` and its VGG weights in the "
                                     "torch hub cache; use distance='ms-l1-ssim' offline")
-        self.name = "lpips" if distance == "lpips" or (distance == "auto" and lpips_available()) \
+        self.name = "lpips" if distance == "lpips" or (distance == "auto" and lpips_available("vgg")) \
             else "ms-l1-ssim"
         self.lpips = None
         if self.name == "lpips":
@@ -159,7 +148,7 @@ class RobustLoss(nn.Module):
             if x.shape[1] == 1:
                 x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
             return self.lpips(x, y).flatten()
-        return (x - y).abs().mean(dim=[1, 2, 3]) + (1 - ssim(x, y))
+        return (x - y).abs().mean(dim=[1, 2, 3]) + (1 - differentiable_ssim(x, y))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -260,10 +249,8 @@ def invert(net_G: StyleGAN2Generator, target: torch.Tensor,
     degradation = copy.deepcopy(degradation) if degradation is not None else Degradation()
     target = _checked_target(net_G, target, degradation, device)
     degradation = degradation.to(device)
-    criterion = loss if isinstance(loss, RobustLoss) else RobustLoss(loss)
-    criterion = criterion.to(device)
+    criterion = (loss if isinstance(loss, RobustLoss) else RobustLoss(loss)).to(device)
     generator = torch.Generator().manual_seed(seed)
-
     result = InversionResult(loss_name=criterion.name)
     latent = _initial_latent(net_G, target.shape[0], device)
     trainable = [p.requires_grad for p in net_G.parameters()]
@@ -339,25 +326,24 @@ DEFAULT_GENERATOR = "stylegan-faces64"
 def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch.device = "cpu",
                       progress: bool = True) -> StyleGAN2Generator:
     """A frozen generator from a file path, a committed name (``checkpoints/<name>.pt``) or a
-    :data:`repair.registry.REGISTRY` name (downloaded once into the cache, then converted).
+    :data:`repair.zoo.REGISTRY` name (downloaded once into the cache, then converted).
 
     Args:
         name_or_path: ``stylegan-faces64`` (default), ``ffhq-res256``, ... or a ``.pt``/``.pkl``
             path.
         device: where to put the network.
     """
-    from repair.registry import REGISTRY, fetch
-    from repair.stylegan_io import load_generator
-    from repair.zoo import COMMITTED
+    from repair.stylegan_io import load_stylegan
+    from repair.zoo import COMMITTED, REGISTRY, fetch
 
     path = Path(name_or_path).expanduser()
     if path.is_file():
-        return load_generator(path, device)
+        return load_stylegan(path, device)
     committed = COMMITTED / f"{name_or_path}.pt"
     if committed.is_file():
-        return load_generator(committed, device)
+        return load_stylegan(committed, device)
     if name_or_path in REGISTRY:
-        return load_generator(fetch(name_or_path, progress=progress), device)
+        return load_stylegan(fetch(name_or_path, progress=progress), device)
     known = sorted(p.stem for p in COMMITTED.glob("stylegan-*.pt")) + list(REGISTRY)
     raise FileNotFoundError(f"{name_or_path}: neither a generator file nor a known name "
                             f"({', '.join(known)}); pass a path written by "

@@ -35,7 +35,7 @@ __all__ = [
 
 LRELU_GAIN = math.sqrt(2.0)
 GENERATOR_KIND = "repair.StyleGAN2Generator"
-"""The ``kind`` field of a generator file (:func:`repair.stylegan_io.save_generator`)."""
+"""The ``kind`` field of a generator file (:func:`repair.stylegan_io.save_stylegan`)."""
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:

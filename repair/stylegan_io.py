@@ -1,7 +1,7 @@
 """StyleGAN2 generators to and from files: ours, :mod:`repair.gantrain`'s checkpoints, NVIDIA's pickles.
 
-A generator file is ``{"kind", "config", "state_dict", ...}`` (:func:`save_generator`);
-:func:`load_generator` also reads a training checkpoint (its EMA generator) and a
+A generator file is ``{"kind", "config", "state_dict", ...}`` (:func:`save_stylegan`);
+:func:`load_stylegan` also reads a training checkpoint (its EMA generator) and a
 stylegan2-ada-pytorch ``.pkl``, converted tensor by tensor without running any of NVIDIA's code
 (:func:`convert_nvidia_pickle`, :func:`nvidia_generator_config`).
 """
@@ -22,11 +22,11 @@ from repair.checkpoint import CheckpointError
 from repair.images import atomic_write_bytes
 from repair.stylegan import GENERATOR_KIND, StyleGAN2Generator, fir_filter
 
-__all__ = ["CheckpointError", "save_generator", "load_generator", "convert_nvidia_pickle",
+__all__ = ["CheckpointError", "save_stylegan", "load_stylegan", "convert_nvidia_pickle",
            "nvidia_generator_config"]
 
 
-def save_generator(net_G: StyleGAN2Generator, path: str | os.PathLike, **extra) -> Path:
+def save_stylegan(net_G: StyleGAN2Generator, path: str | os.PathLike, **extra) -> Path:
     """Write ``net_G``'s config and weights to ``path`` atomically (temp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,12 +38,12 @@ def save_generator(net_G: StyleGAN2Generator, path: str | os.PathLike, **extra) 
     return path
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
+def load_stylegan(path: str | os.PathLike, device: str | torch.device = "cpu",
                    key: str = "G_ema") -> StyleGAN2Generator:
     """A :class:`StyleGAN2Generator` from our file, a training checkpoint or an NVIDIA ``.pkl``.
 
     Args:
-        path: ``save_generator`` output, a :mod:`repair.gantrain` checkpoint (uses ``key``,
+        path: ``save_stylegan`` output, a :mod:`repair.gantrain` checkpoint (uses ``key``,
             default the EMA generator), or a stylegan2-ada-pytorch pickle (converted on the fly).
         device: where to put the network (it is returned in eval mode, frozen).
     """
@@ -66,7 +66,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
                 type(payload).__name__
             raise CheckpointError(
                 f"{path}: this checkpoint holds {found!r}, not a StyleGAN2 generator; pass a file "
-                "written by repair.stylegan_io.save_generator or repair.gantrain, or an NVIDIA .pkl")
+                "written by repair.stylegan_io.save_stylegan or repair.gantrain, or an NVIDIA .pkl")
         state, config = payload["state_dict"], payload["config"]
     net_G = StyleGAN2Generator(**config)
     try:
@@ -223,7 +223,7 @@ def nvidia_generator_config(state: dict[str, torch.Tensor], conv_clamp: float | 
                             ) -> dict:
     """The :class:`StyleGAN2Generator` arguments that fit a converted ``state`` (from shapes).
 
-    ``conv_clamp`` is not in the weights (:func:`load_generator` reads it from the pickle's
+    ``conv_clamp`` is not in the weights (:func:`load_stylegan` reads it from the pickle's
     layers; NVIDIA's mixed-precision models use 256).
     """
     mapping = [k for k in state if re.fullmatch(r"mapping\.layers\.\d+\.weight", k)]

@@ -14,7 +14,7 @@ from repair.images import load_gray
 from repair.inversion import resolve_generator
 from repair.invert_cli import add_invert_arguments, parse_steps, run_invert
 from repair.stylegan import StyleGAN2Generator
-from repair.stylegan_io import save_generator
+from repair.stylegan_io import save_stylegan
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,7 +25,7 @@ def generator_file(tmp_path):
     torch.manual_seed(0)
     net_G = StyleGAN2Generator(16, 1, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128,
                                channel_max=16)
-    return save_generator(net_G, tmp_path / "tiny-G.pt")
+    return save_stylegan(net_G, tmp_path / "tiny-G.pt")
 
 
 def photo(path, size=(40, 30), mode="L", seed=0):
@@ -164,7 +164,7 @@ def test_default_generator_is_the_committed_one():
 
 def test_export_generator_from_a_training_checkpoint_then_invert(tmp_path):
     from repair.gantrain import GANTrainer, TrainConfig, export_generator
-    from repair.stylegan_io import load_generator
+    from repair.stylegan_io import load_stylegan
 
     cfg = TrainConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128,
                       channel_max=16, batch_size=2)
@@ -176,7 +176,7 @@ def test_export_generator_from_a_training_checkpoint_then_invert(tmp_path):
     assert load_gray(tmp_path / "G-samples.png").shape == (1, 128, 128)
     payload = torch.load(out, weights_only=True)
     assert (payload["step"], payload["nimg"]) == (1, 2) and payload["train_config"]["resolution"] == 16
-    net_G = load_generator(out)
+    net_G = load_stylegan(out)
     z = torch.randn(2, 16)
     with torch.no_grad():
         torch.testing.assert_close(net_G(z, noise_mode="const"),

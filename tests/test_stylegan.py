@@ -11,8 +11,8 @@ import torch
 from repair import gantrain, gantrain_cli
 from repair.checkpoint import CheckpointError
 from repair.stylegan import StyleGAN2Discriminator, StyleGAN2Generator, to_gray
-from repair.stylegan_io import (convert_nvidia_pickle, load_generator, nvidia_generator_config,
-                                save_generator)
+from repair.stylegan_io import (convert_nvidia_pickle, load_stylegan, nvidia_generator_config,
+                                save_stylegan)
 
 from fakes import write_nvidia_pickle
 
@@ -143,8 +143,8 @@ def test_to_gray():
 
 def test_save_load_roundtrip(tmp_path):
     net_G = tiny_G(16, 3)
-    path = save_generator(net_G, tmp_path / "g.pt")
-    loaded = load_generator(path)
+    path = save_stylegan(net_G, tmp_path / "g.pt")
+    loaded = load_stylegan(path)
     w = net_G.mapping(torch.randn(2, 16))
     torch.testing.assert_close(loaded.synthesis(w), net_G.synthesis(w))
     assert not any(p.requires_grad for p in loaded.parameters())
@@ -155,15 +155,15 @@ def test_other_checkpoint_rejected(tmp_path):
     path = tmp_path / "unet.pt"
     torch.save({"kind": "repair.UNetGenerator", "state_dict": {"x": torch.zeros(1)}}, path)
     with pytest.raises(CheckpointError, match="not a StyleGAN2 generator"):
-        load_generator(path)
+        load_stylegan(path)
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="StyleGAN2"):
-        load_generator(tmp_path / "plain.pt")
+        load_stylegan(tmp_path / "plain.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="readable"):
-        load_generator(tmp_path / "junk.pt")
+        load_stylegan(tmp_path / "junk.pt")
     with pytest.raises(FileNotFoundError):
-        load_generator(tmp_path / "missing.pt")
+        load_stylegan(tmp_path / "missing.pt")
 
 
 # ---------------------------------------------------------------- a fake NVIDIA pickle
@@ -184,7 +184,7 @@ def test_convert_nvidia_pickle_roundtrip(fake_nvidia_pickle):
     assert set(state) == set(net_G.state_dict())
     assert nvidia_generator_config(state, 256) == net_G.config
     assert nvidia_generator_config(state)["conv_clamp"] is None
-    loaded = load_generator(path)  # the .pkl path goes through the converter
+    loaded = load_stylegan(path)  # the .pkl path goes through the converter
     assert loaded.config == net_G.config  # conv_clamp read from the layers' attributes
     w = torch.randn(2, 16)
     torch.testing.assert_close(loaded.synthesis(w), net_G.synthesis(w))
@@ -240,7 +240,7 @@ def test_train_step_changes_weights_and_resumes(tmp_path):
     resumed.train_step()
     for a, b in zip(trainer.net_G.parameters(), resumed.net_G.parameters()):
         torch.testing.assert_close(a, b)
-    net_G = load_generator(path)  # the EMA generator of a training checkpoint
+    net_G = load_stylegan(path)  # the EMA generator of a training checkpoint
     assert net_G.resolution == 16
     other = gantrain.GANTrainer(gantrain.TrainConfig(resolution=16, z_dim=16, w_dim=16,
                                                      channel_base=128, channel_max=16,
@@ -277,4 +277,4 @@ def test_command_line_trains_and_resumes(tmp_path, capsys):
     assert {"checkpoint.pt", "samples_latest.png", "losses.png"} <= {p.name for p in out.iterdir()}
     gantrain_cli.main(args + ["--steps", "3"])
     assert "resumed at step 2" in capsys.readouterr().out
-    assert load_generator(out / "checkpoint.pt").resolution == 16
+    assert load_stylegan(out / "checkpoint.pt").resolution == 16
