@@ -2,7 +2,10 @@
 
 ``tiny``  smoke run for CI: seconds per notebook, tiny images, no data files needed.
 ``book``  what the rendered book shows: minutes on a laptop CPU, uses the committed checkpoints.
-``paper`` the paper's exact setup: Imagenette at 256x256, batch 4, 10 epochs, on a GPU.
+``paper`` the paper's exact setup: Imagenette at 256x256, 10 epochs, on a GPU.
+
+A profile holds the sizes of a run; how a network is trained (optimiser, learning rate, betas,
+batch size, loss weights) belongs to its recipe, :mod:`repair.recipes`, the one place for them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,9 @@ class Config:
     source: str  # "skimage" (bundled photos, no files), "folder" or "imagenette"
     image_size: int  # side of the square crops fed to the networks
     num_images: int | None  # cap on the number of photos read (None: all)
-    batch_size: int
     num_workers: int
-    # training (chapter 03)
+    # training (chapter 03); the optimiser settings are the recipe's (repair.recipes)
     num_epochs: int
-    lr: float
-    betas: tuple[float, float] = (0.5, 0.999)
     max_steps: int | None = None  # stop after this many optimiser steps (smoke runs)
     # networks (chapter 02)
     ngf: int = 64
@@ -47,18 +47,18 @@ class Config:
 
 PROFILES: dict[str, Config] = {
     "tiny": Config(
-        profile="tiny", source="skimage", image_size=32, num_images=4, batch_size=2, num_workers=0,
-        num_epochs=1, lr=1e-4, max_steps=2, ngf=8, ndf=8, eval_size=32, eval_limit=2,
+        profile="tiny", source="skimage", image_size=32, num_images=4, num_workers=0,
+        num_epochs=1, max_steps=2, ngf=8, ndf=8, eval_size=32, eval_limit=2,
         inversion_steps=(2, 2, 2),
     ),
     "book": Config(
-        profile="book", source="folder", image_size=64, num_images=None, batch_size=16,
-        num_workers=2, num_epochs=10, lr=2e-4, ngf=32, ndf=32, eval_size=256, eval_limit=6,
+        profile="book", source="folder", image_size=64, num_images=None,
+        num_workers=2, num_epochs=10, ngf=32, ndf=32, eval_size=256, eval_limit=6,
         inversion_steps=(150, 150, 150),
     ),
     "paper": Config(
-        profile="paper", source="imagenette", image_size=256, num_images=None, batch_size=4,
-        num_workers=4, num_epochs=10, lr=1e-4, ngf=64, ndf=64, eval_size=256, eval_limit=None,
+        profile="paper", source="imagenette", image_size=256, num_images=None,
+        num_workers=4, num_epochs=10, ngf=64, ndf=64, eval_size=256, eval_limit=None,
         inversion_steps=(150, 150, 150),
     ),
 }
@@ -75,7 +75,7 @@ def get_config(profile: str | None = None, **overrides) -> Config:
 
     Args:
         profile: ``"tiny"``, ``"book"`` or ``"paper"``; ``None`` picks :func:`default_profile`.
-        **overrides: field values to change, e.g. ``batch_size=8``.
+        **overrides: field values to change, e.g. ``image_size=128``.
     """
     name = profile or default_profile()
     if name not in PROFILES:

@@ -9,14 +9,24 @@ from repair.config import PROFILES, data_root, default_profile, get_config, imag
 
 def test_three_profiles_with_the_same_fields():
     assert set(PROFILES) == {"tiny", "book", "paper"}
-    assert get_config("paper").batch_size == 4 and get_config("paper").image_size == 256
-    assert get_config("paper").lr == 1e-4 and get_config("paper").betas == (0.5, 0.999)
+    assert get_config("paper").image_size == 256
     assert get_config("paper").num_epochs == 10 and get_config("paper").source == "imagenette"
     assert get_config("tiny").source == "skimage"  # CI needs no data files
 
 
+def test_optimiser_settings_live_only_in_the_recipes():
+    from dataclasses import fields
+
+    from repair.config import Config
+    from repair.recipes import get_recipe
+
+    assert not {"lr", "betas", "batch_size"} & {f.name for f in fields(Config)}
+    paper = get_recipe("paper")                      # Section II.D of the paper
+    assert (paper.lr, paper.betas, paper.batch_size) == (1e-4, (0.5, 0.999), 4)
+
+
 def test_overrides_and_errors():
-    assert get_config("tiny", batch_size=3).batch_size == 3
+    assert get_config("tiny", image_size=48).image_size == 48
     with pytest.raises(ValueError, match="unknown profile"):
         get_config("huge")
     with pytest.raises(TypeError):
