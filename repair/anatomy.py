@@ -43,7 +43,7 @@ def _inputs_for(net: nn.Module, image_size: int | None, batch_size: int,
 
 
 def meta_twin(net: nn.Module) -> nn.Module:
-    """A copy of ``net``'s architecture on the ``meta`` device (shapes only, no memory, no compute)."""
+    """``net``'s architecture rebuilt on the ``meta`` device: shapes only, no memory, no compute."""
     registry = GENERATORS if net.arch in GENERATORS else DISCRIMINATORS
     with torch.device("meta"):
         twin = registry[net.arch](**net.hparams)
@@ -271,11 +271,13 @@ def peak_memory(net: nn.Module, image_size: int | None = None, batch_size: int =
     largest = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
+        """Count each saved tensor's storage once (autograd's pack hook)."""
         storage = t.untyped_storage()
         storages[storage._cdata] = storage.nbytes()
         return t
 
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        """Track the largest single output (a forward hook)."""
         nonlocal largest
         if isinstance(output, torch.Tensor):
             largest = max(largest, output.untyped_storage().nbytes())

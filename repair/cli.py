@@ -36,6 +36,7 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
+        """Damage the inputs into ``--out``; returns the exit status."""
         from repair.batch import damage_files
         return damage_files(args.inputs, args.out, seed=args.seed, masks=args.masks,
                             progress=not args.quiet, overwrite=args.overwrite,
@@ -85,6 +86,7 @@ def _restore_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
+        """Check everything, load the restorer, restore the inputs; returns the exit status."""
         from repair.device import pick_device
         from repair.restore import check_tiles, plan_restore, resolve_restorer, restore_files
 
@@ -110,6 +112,7 @@ def _fetch_loc_arguments(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(args) -> int:
+        """Download the plates; returns the exit status (1 if loc.gov failed)."""
         from repair.archive import download_daguerreotypes
         from repair.web import LocError
 

@@ -1,4 +1,4 @@
-"""``python -m repair.gantrain``: train the chapter's small StyleGAN2 in the background, or export it.
+"""``python -m repair.gantrain``: train chapter 05's StyleGAN2 in the background, or export it.
 
 Trains until ``--steps`` or ``--stop-at``, writing ``checkpoint.pt``, sample grids and loss curves
 to ``--out`` every ``--every`` seconds (and when interrupted); a rerun resumes from the checkpoint.

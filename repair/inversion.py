@@ -57,11 +57,10 @@ class Degradation(nn.Module):
     def __init__(self, blur: float = 0.0, contrast: float = 0.0,
                  mask: torch.Tensor | None = None, downsample: int = 1, to_gray: bool = False):
         super().__init__()
-        blur, contrast = _damage.check_strength(blur, "blur"), _damage.check_strength(contrast,
-                                                                                     "contrast")
+        self.blur = _damage.check_strength(blur, "blur")
+        self.contrast = _damage.check_strength(contrast, "contrast")
         if int(downsample) != downsample or downsample < 1:
             raise ValueError(f"downsample must be a positive integer factor, got {downsample}")
-        self.blur, self.contrast = blur, contrast
         self.downsample, self.to_gray = int(downsample), bool(to_gray)
         if mask is not None:
             mask = torch.as_tensor(mask).bool()
@@ -84,6 +83,7 @@ class Degradation(nn.Module):
         return x
 
     def extra_repr(self) -> str:
+        """The settings, as ``print(module)`` shows them."""
         mask = None if self.mask is None else tuple(self.mask.shape)
         return (f"blur={self.blur}, contrast={self.contrast}, downsample={self.downsample}, "
                 f"to_gray={self.to_gray}, mask={mask}")
@@ -134,8 +134,8 @@ class RobustLoss(nn.Module):
         if distance == "lpips" and not lpips_available("vgg"):
             raise FileNotFoundError("LPIPS needs `pip install lpips` and its VGG weights in the "
                                     "torch hub cache; use distance='ms-l1-ssim' offline")
-        self.name = "lpips" if distance == "lpips" or (distance == "auto" and lpips_available("vgg")) \
-            else "ms-l1-ssim"
+        auto_lpips = distance == "auto" and lpips_available("vgg")
+        self.name = "lpips" if distance == "lpips" or auto_lpips else "ms-l1-ssim"
         self.lpips = None
         if self.name == "lpips":
             import lpips

@@ -123,6 +123,7 @@ def run_invert(args: argparse.Namespace) -> int:
     loss = RobustLoss(args.loss)
 
     def job(path: Path, out: Path) -> None:
+        """Invert one photo and write its restoration(s)."""
         x_damaged = center_square(load_gray(path), side)[None]  # (1, 1, R, R)
         mask = None
         if (mask_path := _mask_for(args.mask, path, rel_of[path])) is not None:

@@ -55,6 +55,7 @@ class ImageRef:
 
     @property
     def long_side(self) -> int:
+        """The longer side in pixels (0 if unknown)."""
         return max(self.width, self.height)
 
 
@@ -118,6 +119,7 @@ def image_refs(image_url: list[str] | None = None,
     refs: dict[str, ImageRef] = {}
 
     def add(ref: ImageRef) -> None:
+        """Keep ``ref``, or the larger of two files at the same address."""
         if ref.url and (ref.url not in refs or refs[ref.url].long_side < ref.long_side):
             refs[ref.url] = ref
 

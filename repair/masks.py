@@ -64,6 +64,7 @@ def network_finder(net_G: torch.nn.Module, threshold: float = 0.5) -> MaskFinder
     net_G = net_G.eval()
 
     def find(x_damaged: torch.Tensor) -> torch.Tensor:
+        """Bool ``(B, 1, H, W)``: True where the restorer finds damage."""
         with torch.no_grad():
             _, logits = net_G(x_damaged, with_mask=True)
         return torch.sigmoid(logits) > threshold

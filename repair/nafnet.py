@@ -43,6 +43,7 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise every pixel over the channels: ``(B, C, H, W)`` -> same shape."""
         mean = x.mean(1, keepdim=True)                       # (B, 1, H, W)
         var = (x - mean).pow(2).mean(1, keepdim=True)
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
@@ -52,6 +53,7 @@ class SimpleGate(nn.Module):
     """Split the channels in two halves and multiply them: ``(B, 2C, H, W) -> (B, C, H, W)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 2C, H, W)`` -> ``(B, C, H, W)``."""
         a, b = x.chunk(2, dim=1)
         return a * b
 
@@ -75,6 +77,7 @@ class NAFBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> same shape: x plus the two gated, scaled branches."""
         y = self.gate(self.dwconv(self.conv1(self.norm1(x))))    # (B, C, H, W)
         y = self.conv2(y * self.attention(y))
         x = x + self.beta * y

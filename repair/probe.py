@@ -103,6 +103,7 @@ def softmax_batch_coupling(batch_size: int = 4, seed: int = 0) -> dict:
             implicit = nn.Softmax()                         # the paper's call
 
             def f(t: torch.Tensor) -> torch.Tensor:
+                """The paper's ``nn.Softmax()`` without ``dim``."""
                 return implicit(t)
 
             y = f(x)

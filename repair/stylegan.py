@@ -82,6 +82,7 @@ class EqualLinear(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_features)`` -> ``(B, out_features)``, activated if asked."""
         x = F.linear(x, self.weight * self.weight_gain, self.bias * self.lr_mul)
         return _lrelu(x) if self.activation else x
 
@@ -98,6 +99,7 @@ class EqualConv2d(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, H, W)`` -> ``(B, C_out, H, W)``, activated if asked."""
         padding = self.weight.shape[-1] // 2
         x = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=padding)
         return _lrelu(x) if self.activation else x
@@ -147,6 +149,7 @@ class ModulatedConv2d(nn.Module):
         self.padding = 0 if up else kernel_size // 2
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        """Modulated (and demodulated) convolution of ``x`` ``(B, I, H, W)``, styles per sample."""
         weight = self.weight.flip([2, 3]) if self.up else self.weight  # (O, I, k, k)
         if self.up:
             x = fir_upsample(x, self.resample_filter, crop=0)  # (B, I, 2H+2, 2W+2)
@@ -184,6 +187,7 @@ class StyledConv(nn.Module):
         self.out_channels, self.resolution, self.conv_clamp = out_channels, resolution, conv_clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        """Convolution with the styles of ``w``, noise, bias and activation: ``(B, O, R, R)``."""
         x = self.conv(x, _styles_for(self.affine, w, self.out_channels))  # (B, O, R, R)
         if noise_mode == "random":
             x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution,
@@ -208,6 +212,7 @@ class ToImage(nn.Module):
         self.channels, self.conv_clamp = channels, conv_clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The image contribution at this resolution: ``(B, channels, R, R)``."""
         styles = _styles_for(self.affine, w, self.channels) * self.style_gain
         x = self.conv(x, styles) + self.bias[:, None, None]
         return x.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
@@ -303,6 +308,7 @@ class DiscriminatorBlock(nn.Module):
         self.skip = EqualConv2d(in_channels, out_channels, 1, bias=False, activation=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, H, W)`` -> ``(B, C_out, H/2, W/2)``."""
         y = F.avg_pool2d(self.conv1(self.conv0(x)), 2)
         return (y + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2)
 

@@ -1,4 +1,4 @@
-"""StyleGAN2 generators to and from files: ours, :mod:`repair.gantrain`'s checkpoints, NVIDIA's pickles.
+"""StyleGAN2 generators to and from files: ours, training checkpoints, NVIDIA's pickles.
 
 A generator file is ``{"kind", "config", "state_dict", ...}`` (:func:`save_stylegan`);
 :func:`load_stylegan` also reads a training checkpoint (its EMA generator) and a
@@ -96,9 +96,11 @@ class _Captured:
         self.__dict__.setdefault("items", {})[key] = value
 
     def append(self, value):  # list subclasses
+        """Record an item of a pickled list subclass."""
         self.__dict__.setdefault("values", []).append(value)
 
     def extend(self, values):
+        """Record items of a pickled list subclass."""
         self.__dict__.setdefault("values", []).extend(values)
 
     def __call__(self, *args, **kwargs):  # an unknown function: record the call only
@@ -134,6 +136,7 @@ class _NvidiaUnpickler(pickle.Unpickler):
             _reconstruct_persistent, ("numpy", "dtype"): np.dtype}
 
     def find_class(self, module: str, name: str):
+        """The real class for safe names (tensors, containers), an inert stand-in for the rest."""
         if (module, name) in self.SAFE:
             return self.SAFE[(module, name)]
         return _stand_in(f"{module}.{name}")
