@@ -51,7 +51,7 @@ wheel: $(STAMP)
 
 notebooks: $(STAMP)
 	for nb in $(NOTEBOOKS); do \
-	  REPAIR_PROFILE=book $(PY) -m repair.notebook execute "$$nb" || exit 1; done
+	  REPAIR_PROFILE=book $(PY) -m repair.notebook_cli execute "$$nb" || exit 1; done
 
 paper: $(STAMP)
 	mkdir -p $(PAPER_OUT)

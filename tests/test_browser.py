@@ -251,6 +251,44 @@ Array.from(document.querySelectorAll('.repair-slider')).map(root => {
 """
 
 
+# What a reader would notice at 1280 px: paragraphs that are a Markdown table printed as text,
+# cell outputs that hold a table's pipes and rules but no <table>, code boxes whose lines are
+# wider than the box (their ends hidden behind a scroll bar), and figures the browser shrinks
+# below their natural size (a crop drawn at 1:1 in the PNG would then be smaller than 1:1).
+READER_JS = r"""
+(() => {
+  const root = document.querySelector('main') || document.body;
+  const rule = /\|\s*:?[-\u2013\u2014]{1,}:?\s*\|/;
+  const pipes = t => (t.match(/\|/g) || []).length;
+  const raw = Array.from(root.querySelectorAll('p'))
+    .map(p => p.textContent).filter(t => rule.test(t) && pipes(t) >= 4)
+    .map(t => t.trim().slice(0, 100));
+  const untabled = Array.from(root.querySelectorAll('.cell_output'))
+    .filter(o => !o.querySelector('table') && rule.test(o.textContent)
+                 && pipes(o.textContent) >= 4)
+    .map(o => o.textContent.trim().slice(0, 100));
+  const longest = t => t.split('\n').reduce((a, b) => b.length > a.length ? b : a, '');
+  const wide = Array.from(root.querySelectorAll('pre'))
+    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .map(p => `${p.scrollWidth} px of code in a ${p.clientWidth} px box: `
+              + longest(p.textContent).slice(0, 90));
+  const shrunk = Array.from(root.querySelectorAll('.cell_output img'))
+    .filter(i => i.complete && i.naturalWidth > 0 && i.clientWidth < i.naturalWidth - 1)
+    .map(i => `a ${i.naturalWidth} px figure drawn ${i.clientWidth} px wide`);
+  return {raw, untabled, wide, shrunk,
+          tables: root.querySelectorAll('.cell_output table').length};
+})()
+"""
+
+
+def reader_problems(reader: dict) -> list[str]:
+    """What :data:`READER_JS` found that a reader would notice, one line each."""
+    return ([f"Markdown table printed as text: {t!r}" for t in reader["raw"]]
+            + [f"table output not rendered as a table: {t!r}" for t in reader["untabled"]]
+            + [f"code line cut at the box's edge: {w}" for w in reader["wide"]]
+            + [f"figure shrunk below its natural size: {s}" for s in reader["shrunk"]])
+
+
 class _Ids(HTMLParser):
     """Collects the anchor targets of an HTML file (id attributes and <a name>)."""
 
@@ -335,6 +373,7 @@ def visit(built_book, browser, screenshot_dir):
                                 if e.get("method") == "Network.requestWillBeSent"]
             seen["exceptions"] = [e["params"]["exceptionDetails"] for e in browser.events
                                   if e.get("method") == "Runtime.exceptionThrown"]
+            seen["reader"] = browser.evaluate(READER_JS)     # before sliders change the page
             seen["sliders_moved"] = browser.evaluate(SLIDER_JS) if seen["sliders"] else []
             browser.open(path.as_uri())    # the screenshot shows the page as a reader gets it
             shot = screenshot_dir / shot_name(page)
@@ -411,6 +450,65 @@ def test_math_is_typeset_offline(visit, page):
     seen = visit(page)
     assert seen["typeset"] >= seen["math"], (
         f"{page}: {seen['math']} formulas but MathJax typeset only {seen['typeset']}")
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("page", PAGES)
+def test_reader_sees_tables_code_and_figures_whole(visit, page):
+    """Every table renders as a table, every code line shows whole, every figure at 1:1 or
+    larger (issue 17)."""
+    problems = reader_problems(visit(page)["reader"])
+    assert not problems, f"{page}:\n" + "\n".join(problems)
+
+
+def _png(width: int, height: int) -> str:
+    """A gray PNG of the given size as a data: URI (stdlib only)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\0" + b"\x80" * width for _ in range(height))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+READER_PAGE = """<html><head><style>
+main {{ width: 688px; }} pre {{ overflow-x: auto; font: 13.6px monospace; }}
+img {{ max-width: 100%; }}</style></head><body><main>
+<p>| method | PSNR (dB) |
+|—|–:|
+| damaged | 19.94 |</p>
+<div class="cell_input"><pre>{code}</pre></div>
+<div class="cell_output"><img src="{image}"></div>
+<div class="cell_output"><pre>| a | b |
+|---|---|
+| 1 | 2 |</pre></div>
+</main></body></html>"""
+
+
+def test_reader_check_catches_a_raw_table_a_long_line_and_a_shrunk_figure(browser, tmp_path):
+    """The old book's faults on a small synthetic page: each is caught; the fixed page passes."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(READER_PAGE.format(code="x = " + "1 + " * 40 + "1", image=_png(900, 40)))
+    browser.open(bad.as_uri())
+    problems = reader_problems(browser.evaluate(READER_JS))
+    kinds = sorted({p.split(":")[0] for p in problems})
+    assert kinds == ["Markdown table printed as text", "code line cut at the box's edge",
+                     "figure shrunk below its natural size",
+                     "table output not rendered as a table"], problems
+    good = tmp_path / "good.html"
+    good.write_text(READER_PAGE.format(code="x = 1  # (B, 1, H, W)", image=_png(600, 40))
+                    .replace("<p>| method", "<table><tr><td>method").replace("19.94 |</p>",
+                                                                            "</td></tr></table>")
+                    .replace("<pre>| a | b |\n|---|---|\n| 1 | 2 |</pre>",
+                             "<table><tr><td>1</td></tr></table>"))
+    browser.open(good.as_uri())
+    seen = browser.evaluate(READER_JS)
+    assert reader_problems(seen) == [] and seen["tables"] == 1
 
 
 @pytest.mark.book
