@@ -6,7 +6,9 @@ unconditional paper discriminator ignores ``x_damaged``. Each network records it
 arguments in ``self.hparams`` and names its architecture in the class attribute ``arch``, so
 ``build_generator(net.arch, **net.hparams)`` rebuilds it (that is how a checkpoint is checked).
 
-Weights start from N(0, 0.02) as the paper says (see :func:`init_weights`).
+Weights start from N(0, 0.02) as the paper says (:func:`repair.blocks.init_weights`); the U-Net's
+building blocks (:class:`repair.blocks.DoubleConv`, :class:`repair.blocks.Up`) are in
+:mod:`repair.blocks`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from repair.blocks import (DoubleConv, Up, bounded_residual, check_images, init_weights,
+                           norm_layer)
 from repair.nafnet import MaskedNAFRestorer
 
 __all__ = [
-    "PaperGenerator", "PaperDiscriminator", "UNetGenerator", "PatchDiscriminator", "DoubleConv",
-    "Up", "bounded_residual", "GENERATORS", "DISCRIMINATORS", "build_generator",
-    "build_discriminator", "init_weights", "REAL", "unwrap",
+    "PaperGenerator", "PaperDiscriminator", "UNetGenerator", "PatchDiscriminator", "GENERATORS",
+    "DISCRIMINATORS", "build_generator", "build_discriminator", "REAL", "unwrap",
 ]
 
 REAL = 1  # column of the paper discriminator's softmax that we read as P(real)
@@ -28,36 +31,6 @@ REAL = 1  # column of the paper discriminator's softmax that we read as P(real)
 def unwrap(net: nn.Module) -> nn.Module:
     """The network inside a DistributedDataParallel / DataParallel wrapper (or ``net`` itself)."""
     return getattr(net, "module", net)
-
-
-def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """Initialise ``net`` in place the DCGAN way and return it.
-
-    Conv, transposed-conv and linear weights ~ N(0, std), their biases 0 (the paper: "a Normal
-    distribution with a mean of 0 and standard deviation of 0.02"). Norm layers with a learnable
-    scale get weight ~ N(1, std) and bias 0, the convention of the PyTorch DCGAN tutorial the paper
-    followed (a scale of mean 0 would switch the layer off).
-
-    Args:
-        net: any module; every submodule is visited.
-        std: standard deviation of the normal draws.
-    """
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-    return net
-
-
-def _check_images(x: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is a (B, 1, H, W) batch of grayscale images."""
-    if x.ndim != 4 or x.shape[1] != 1:
-        raise ValueError(f"{name} must have shape (B, 1, H, W) (grayscale batch), got "
-                         f"{tuple(x.shape)}; add a batch axis with x.unsqueeze(0) if needed")
 
 
 # ---------------------------------------------------------------- the paper's networks (Figs 3-4)
@@ -80,6 +53,7 @@ class PaperGenerator(nn.Module):
         self.hparams = {"ngf": ngf}
 
         def block(c_in: int, c_out: int, stride: int, padding: int) -> list[nn.Module]:
+            """Transposed convolution (4x4, no bias), BatchNorm, ReLU."""
             return [nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
                     nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
@@ -97,7 +71,7 @@ class PaperGenerator(nn.Module):
 
     def forward(self, x_damaged: torch.Tensor) -> torch.Tensor:
         """Restore a batch: (B, 1, H, W) in [-1, 1] -> (B, 1, H, W) in [-1, 1]."""
-        _check_images(x_damaged, "x_damaged")
+        check_images(x_damaged, "x_damaged")
         return self.main(x_damaged)
 
 
@@ -138,6 +112,7 @@ class PaperDiscriminator(nn.Module):
         side = (image_size // 16) // pool // 2     # spatial side after the last convolution
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
+            """Strided 4x4 convolution (no bias, halves H and W), BatchNorm, LeakyReLU(0.2)."""
             return [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
                     nn.LeakyReLU(0.2, inplace=True)]
 
@@ -167,7 +142,7 @@ class PaperDiscriminator(nn.Module):
             x_damaged: ignored (this discriminator is unconditional); may be None.
             x_candidate: (B, 1, S, S) in [-1, 1], S the ``image_size`` it was built for.
         """
-        _check_images(x_candidate, "x_candidate")
+        check_images(x_candidate, "x_candidate")
         size = self.hparams["image_size"]
         if x_candidate.shape[-2:] != (size, size):
             raise ValueError(f"this PaperDiscriminator was built for {size}x{size} images, got "
@@ -177,59 +152,6 @@ class PaperDiscriminator(nn.Module):
 
 
 # ---------------------------------------------------------------- the fix: U-Net + PatchGAN
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    """A normalisation layer: ``"batch"``, ``"instance"`` or ``"none"``."""
-    layers = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "none": lambda _: nn.Identity()}
-    if kind not in layers:
-        raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
-    return layers[kind](channels)
-
-
-class DoubleConv(nn.Sequential):
-    """Two 3x3 convolutions, each followed by a norm layer and ReLU; keeps H and W."""
-
-    def __init__(self, c_in: int, c_out: int, norm: str = "batch"):
-        bias = norm == "none"
-        super().__init__(
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias), _norm(norm, c_out), nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias), _norm(norm, c_out), nn.ReLU(inplace=True),
-        )
-
-
-class Up(nn.Module):
-    """Double the size and halve the channels, concatenate the skip, then a :class:`DoubleConv`.
-
-    ``upsample="bilinear"`` (a 1x1 conv, then bilinear x2) spreads every input pixel evenly and
-    leaves no checkerboard; ``"transpose"`` (4x4 transposed conv, stride 2) is the DCGAN way.
-    """
-
-    def __init__(self, c_in: int, c_out: int, upsample: str = "bilinear", norm: str = "batch"):
-        super().__init__()
-        if upsample == "bilinear":
-            self.up = nn.Sequential(nn.Conv2d(c_in, c_out, 1),
-                                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
-        elif upsample == "transpose":
-            self.up = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
-        else:
-            raise ValueError(f"upsample must be 'bilinear' or 'transpose', got {upsample!r}")
-        self.conv = DoubleConv(2 * c_out, c_out, norm)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, c_in, h, w) and ``skip`` (B, c_out, 2h, 2w) -> (B, c_out, 2h, 2w)."""
-        return self.conv(torch.cat([skip, self.up(x)], dim=1))
-
-
-def bounded_residual(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """``x`` moved a fraction ``tanh(delta)`` of the way to white (delta > 0) or black (delta < 0).
-
-    The result stays in [-1, 1], equals ``x`` where ``delta = 0``, and unlike ``clamp(x + delta)``
-    keeps a gradient for a saturated pixel (a white splotch can always be pulled down).
-    """
-    step = torch.tanh(delta)
-    room = torch.where(step >= 0, 1 - x, 1 + x)
-    return x + room * step
 
 
 class UNetGenerator(nn.Module):
@@ -269,7 +191,7 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x_damaged: torch.Tensor) -> torch.Tensor:
         """Restore a batch: (B, 1, H, W) in [-1, 1] -> (B, 1, H, W) in [-1, 1]."""
-        _check_images(x_damaged, "x_damaged")
+        check_images(x_damaged, "x_damaged")
         step = 2 ** self.hparams["depth"]
         h, w = x_damaged.shape[-2:]
         if h % step or w % step:
@@ -313,7 +235,7 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             c_in, c_out = c_out, ndf * min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(c_in, c_out, 4, stride, 1, bias=bias), _norm(norm, c_out),
+            layers += [nn.Conv2d(c_in, c_out, 4, stride, 1, bias=bias), norm_layer(norm, c_out),
                        nn.LeakyReLU(0.2, inplace=True)]
         layers.append(nn.Conv2d(c_out, 1, 4, 1, 1))
         self.main = nn.Sequential(*layers)
@@ -321,8 +243,8 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x_damaged: torch.Tensor, x_candidate: torch.Tensor) -> torch.Tensor:
         """Score every patch: two (B, 1, H, W) batches -> logits (B, 1, H', W')."""
-        _check_images(x_damaged, "x_damaged")
-        _check_images(x_candidate, "x_candidate")
+        check_images(x_damaged, "x_damaged")
+        check_images(x_candidate, "x_candidate")
         if x_damaged.shape != x_candidate.shape:
             raise ValueError(f"x_damaged {tuple(x_damaged.shape)} and x_candidate "
                              f"{tuple(x_candidate.shape)} must have the same shape")

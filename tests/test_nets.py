@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from repair import anatomy, nets
+from repair import anatomy, blocks, nets
 
 # The paper's Fig. 4 (generator) and Fig. 3 (discriminator), copied from the paper's text.
 PAPER_FIG4 = """
@@ -139,7 +139,7 @@ def test_init_weights_follow_the_paper():
 
 
 def test_init_weights_std_argument():
-    net = nets.init_weights(nets.PatchDiscriminator(ndf=16), std=0.1)
+    net = blocks.init_weights(nets.PatchDiscriminator(ndf=16), std=0.1)
     assert abs(net.main[2].weight.std().item() - 0.1) < 0.01
 
 
@@ -181,12 +181,12 @@ def test_unet_default_size():
 
 def test_bounded_residual():
     x = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])
-    assert torch.equal(nets.bounded_residual(x, torch.zeros(5)), x)
+    assert torch.equal(blocks.bounded_residual(x, torch.zeros(5)), x)
     for d in (-50.0, -1.0, 1.0, 50.0):
-        y = nets.bounded_residual(x, torch.full((5,), d))
+        y = blocks.bounded_residual(x, torch.full((5,), d))
         assert y.min() >= -1 and y.max() <= 1
     delta = torch.zeros(1, requires_grad=True)      # a white pixel can still be pulled down
-    nets.bounded_residual(torch.ones(1), delta - 1e-3).sum().backward()
+    blocks.bounded_residual(torch.ones(1), delta - 1e-3).sum().backward()
     assert delta.grad.item() > 1
 
 
