@@ -110,9 +110,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return path
 
 
-_UNTRUSTED = ("{path}: holds Python objects besides weights and numbers; loading them could run "
-              "code, so this is not a checkpoint this tool can trust. Use a checkpoint written by "
-              "`repair train` (or converted by this package), not this file")
+_UNTRUSTED = ("{path}: holds Python objects besides weights and numbers{named}; loading them "
+              "could run code, so this is not a checkpoint this tool can trust: use a checkpoint "
+              "written by `repair train` (or converted by this package) instead")
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
@@ -135,11 +135,11 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
         if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in text:
             found = re.search(r"GLOBAL (\S+)", text)
             named = f" (it names {found.group(1)})" if found else ""
-            raise CheckpointError(_UNTRUSTED.format(path=path) + named) from None
+            raise CheckpointError(_UNTRUSTED.format(path=path, named=named)) from None
         first = next((line for line in text.splitlines() if line.strip()), "")
         if "weights_only" in text or "weights only" in text.lower():   # never quote torch's
-            first = re.search(r"WeightsUnpickler error:\s*(.+)", text.replace("\n", " "))
-            first = first.group(1).split(".")[0].strip() if first else ""  # advice to unpickle
+            found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)   # advice to unpickle
+            first = found.group(1).strip() if found else ""
         raise CheckpointError(
             f"{path}: cannot read this file as a checkpoint ({type(err).__name__}"
             f"{': ' + first if first else ''}); it is damaged or incomplete - delete it and save "
@@ -238,6 +238,13 @@ def check_network(cls: type[nn.Module], hparams: Any, state_dict: Any, where: st
                               "written by another version or edited: use another checkpoint")
     for name, value in hparams.items():
         _check_value(name, value, where)
+        default = accepted[name].default
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
+                 tuple: (list, tuple), list: (list, tuple)}.get(type(default))
+        if kinds and (not isinstance(value, kinds) or isinstance(value, bool) != (bool in kinds)):
+            said = {bool: "true or false", int: "whole number", float: "number", str: "text"}
+            raise CheckpointError(f"{where}: hyper-parameter {name}={value!r} should be "
+                                  f"{said.get(type(default), 'a list')} (default {default!r})")
     try:
         with torch.device("meta"):
             twin = cls(**hparams)
