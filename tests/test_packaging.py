@@ -68,12 +68,12 @@ def test_book_and_test_extras_and_requirements_come_from_pyproject():
 def test_make_lab_opens_the_course_in_jupyterlab():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^lab: .*\n\t\$\(VENV\)/bin/jupyter lab notebooks/", makefile, re.M)
-    jupyter = Path(sys.executable).parent / "jupyter"
-    if not jupyter.exists() or importlib.util.find_spec("jupyterlab") is None:
-        pytest.fail("JupyterLab is not installed: run `make venv` (pip install -e .[book,test])")
-    out = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0 and re.match(r"\d+\.", out.stdout), out.stderr
+    # `jupyter lab` runs the jupyter-lab script beside jupyter (not started here: it serves)
+    scripts = Path(sys.executable).parent
+    installed = importlib.util.find_spec("jupyterlab") is not None
+    assert installed and (scripts / "jupyter").exists() and (scripts / "jupyter-lab").exists(), \
+        "JupyterLab is not installed: run `make venv` (pip install -e .[book,test])"
+    assert importlib.util.find_spec("jupyterlab.labapp") is not None
 
 
 # ---------------------------------------------------------------- one repository address
@@ -162,7 +162,7 @@ def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                           "--no-index", "--wheel-dir", str(dist), str(src)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (found,) = dist.glob("repair-*.whl")
     return found
@@ -184,7 +184,7 @@ def test_the_wheel_ships_the_default_restorer_and_no_other_weights(wheel):
 
 def run(args: list, cwd: Path, env: dict, status: int = 0) -> subprocess.CompletedProcess:
     out = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=300)
+                         timeout=600)
     assert out.returncode == status, f"{args}: exit {out.returncode}\n{out.stdout[-3000:]}\n" \
                                      f"{out.stderr[-3000:]}"
     return out
