@@ -214,7 +214,7 @@ def test_the_installed_wheel_restores_a_photo_from_outside_the_repository(wheel,
 
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True,
-                   timeout=120)
+                   timeout=600)
     python = env_dir / "bin" / "python"
     if not python.exists():
         python = env_dir / "Scripts" / "python.exe"
