@@ -16,8 +16,6 @@ the results (``failed``) and the evaluation goes on.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -28,13 +26,12 @@ import torch.nn.functional as F
 
 from repair import classical, metrics
 from repair.damage import DAGUERREOTYPE_MIX, DAMAGES, PAPER_MIX, PLATE_DAMAGES, damage
-from repair.images import ImageError, atomic_write_bytes, find_images, load_gray
+from repair.images import ImageError, find_images, load_gray
+from repair.results import ORACLES, format_table, save_json
 
-__all__ = [
-    "Method", "builtin_methods", "wrap_generator", "resolve_methods", "select_methods",
-    "center_square",
-    "load_clean_images", "damage_settings", "evaluate", "summarise", "format_table", "save_json",
-]
+__all__ = ["Method", "builtin_methods", "wrap_generator", "resolve_methods", "select_methods",
+           "center_square", "load_clean_images", "damage_settings", "evaluate", "summarise",
+           "format_table", "save_json"]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCORES = ("psnr", "ssim", "edge", "lpips")
@@ -51,10 +48,6 @@ def _blind(method: Method) -> Method:
 
     restore.__doc__ = method.__doc__
     return restore
-
-
-ORACLES = ("inpaint-sharpen-oracle",)
-"""Methods that are *told* the true damage mask: upper bounds, not competitors (no user has it)."""
 
 
 def builtin_methods() -> dict[str, Method]:
@@ -138,18 +131,13 @@ def center_square(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def load_clean_images(folder: str | Path, size: int = 256, limit: int | None = None,
                       failed: dict[str, str] | None = None) -> tuple[list[str], torch.Tensor]:
-    """Every image under ``folder`` (recursive, sorted) as gray ``size x size`` centre squares.
-
-    Args:
-        failed: if given, an unreadable photo is recorded here (``{name: message}``) and skipped
-            instead of raising.
-
-    Returns:
-        ``(names, x_clean)``: paths relative to ``folder`` and a tensor ``(N, 1, size, size)``.
+    """Every image under ``folder`` (recursive, sorted) as gray ``size x size`` centre squares:
+    ``(names relative to folder, x_clean (N, 1, size, size))``. With a ``failed`` dict, an
+    unreadable photo is recorded there (``{name: message}``) and skipped instead of raising.
 
     Raises:
-        FileNotFoundError: a missing folder or one without images. ImageError: an unreadable file
-        (without ``failed``), or no readable file at all.
+        FileNotFoundError: no folder, or no images in it. ImageError: an unreadable photo
+        (without ``failed``), or none readable at all.
     """
     folder = Path(folder)
     files = find_images(folder)[:limit]
@@ -233,10 +221,9 @@ def _restore(method: Method, name: str, x_damaged: torch.Tensor, mask: torch.Ten
 def _clean_input(clean_images: str | Path | torch.Tensor, size: int, limit: int | None,
                  failed: dict[str, str]) -> tuple[list[str], torch.Tensor, str]:
     """``(names, x_all (N, 1, size, size), source)`` from a folder or a tensor."""
-    if size < 16:
-        raise ValueError(f"size must be at least 16 pixels, got {size}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of images, got {limit}")
+    if size < 16 or (limit is not None and limit < 1):
+        raise ValueError(f"size must be at least 16 pixels and limit a positive number of "
+                         f"images; got size {size}, limit {limit}")
     if not isinstance(clean_images, torch.Tensor):
         names, x_all = load_clean_images(clean_images, size=size, limit=limit, failed=failed)
         return names, x_all, str(clean_images)
@@ -245,14 +232,6 @@ def _clean_input(clean_images: str | Path | torch.Tensor, size: int, limit: int 
                          f"{tuple(clean_images.shape)}")
     x_all = center_square(clean_images[:limit].detach().float().cpu(), size)
     return [f"image-{i:03d}" for i in range(len(x_all))], x_all, "tensor"
-
-
-def _lpips_plan(lpips: bool | str) -> tuple[bool, dict[str, str]]:
-    """Whether to score LPIPS, and why not (``{"lpips": reason}``) when it is skipped."""
-    if lpips is False or lpips == "off":
-        return False, {"lpips": "skipped: switched off by the caller"}
-    reason = metrics.lpips_status()
-    return (False, {"lpips": reason}) if reason is not None else (True, {})
 
 
 def _score_all(names: list[str], x_all: torch.Tensor, settings: dict, resolved: dict,
@@ -315,7 +294,10 @@ def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 
     names, x_all, source = _clean_input(clean_images, size, limit, failed)
     resolved = resolve_methods(methods)
     settings = damage_settings(per_damage, damages)
-    use_lpips, skipped = _lpips_plan(lpips)
+    use_lpips = lpips is True or lpips == "auto"
+    reason = metrics.lpips_status() if use_lpips else "skipped: switched off by the caller"
+    skipped = {"lpips": reason} if reason is not None else {}
+    use_lpips = use_lpips and reason is None
     rows = _score_all(names, x_all, settings, resolved, seed, use_lpips, progress)
     method_names = list(resolved)
     results = {
@@ -329,82 +311,17 @@ def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 
     return results
 
 
-def _cell(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _block(summary: Mapping[str, Mapping]) -> list[str]:
-    width = max([len("method")] + [len(name) for name in summary])
-    lines = [f"{'method':<{width}}  {'PSNR dB':>8}  {'gain dB':>7}  {'worse':>5}  {'SSIM':>6}  "
-             f"{'edge':>6}  {'LPIPS':>6}  {'ms/image':>9}"]
-    for name, s in summary.items():
-        worse = "-" if s.get("worse") is None else f"{s['worse']}/{s['images']}"
-        lines.append(f"{name:<{width}}  {_cell(s['psnr'], 2):>8}  {_cell(s.get('gain'), 2):>7}  "
-                     f"{worse:>5}  {_cell(s['ssim'], 3):>6}  {_cell(s['edge'], 3):>6}  "
-                     f"{_cell(s.get('lpips'), 3):>6}  {_cell(s['ms_per_image'], 1):>9}")
-    return lines
-
-
-def format_table(results: Mapping) -> str:
-    """The results of :func:`evaluate` as a plain-text table (one block per damage setting)."""
-    settings = results["settings"]
-    mix = ", ".join(f"{k} {v:g}" for k, v in settings["damages"]["mix"].items() if v)
-    lines = [f"{settings['images']} images of {settings['size']}x{settings['size']} from "
-             f"{settings['source']}, seed {settings['seed']}", "", f"damage mix ({mix}):"]
-    lines += _block(results["methods"])
-    for damage_name, summary in results.get("per_damage", {}).items():
-        if damage_name in DAMAGES:
-            strength = settings["damages"][damage_name][damage_name]
-            title = f"{damage_name} only (strength {strength:g}):"
-        else:
-            title = {"clean": "clean input (no damage: a restorer should return the photo):",
-                     "daguerreotype": "daguerreotype mix (the paper's four + plate damages):"
-                     }.get(damage_name, f"{damage_name}:")
-        lines += ["", title] + _block(summary)
-    lines += ["", "PSNR/SSIM: higher is better. gain: PSNR over the damaged input's; worse: photos "
-                  "it made worse than they came in. edge: 1 = as sharp as the clean photo, "
-                  "<1 blurrier, >1 noisier or over-sharpened. LPIPS: lower is better. "
-                  f"{', '.join(ORACLES)}: told the true damage mask, an upper bound no user has."]
-    lines += [f"{metric}: {reason}" for metric, reason in results.get("skipped", {}).items()]
-    return "\n".join(lines)
-
-
-def _jsonable(value):
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic, torch.Tensor)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def save_json(results: Mapping, path: str | Path) -> Path:
-    """Write ``results`` as JSON (non-finite numbers become ``null``), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_jsonable(results), indent=2, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
-    return path
-
-
 def select_methods(names: list[str] | None = None, checkpoints: str | Path | None = None,
                    device: str = "cpu", extra: Mapping[str, Method] | None = None,
                    failed: dict[str, str] | None = None) -> dict[str, Method]:
-    """The methods ``names`` asks for (``None``: every built-in, extra and trained one).
-
-    Names are looked up among the built-in methods, ``extra`` and the trained generators that
-    :mod:`repair.zoo` finds in ``checkpoints`` (default: the repository's ``checkpoints/``, else
-    ``$REPAIR_CHECKPOINTS``); only the generators asked for are loaded, onto ``device``.
-
-    Args:
-        failed: if given, a generator whose checkpoint cannot be loaded is recorded here
-            (``{name: message}``) and left out instead of raising.
+    """The methods ``names`` asks for (``None``: every built-in, extra and trained one): built-in
+    methods, ``extra`` and the trained generators :mod:`repair.zoo` finds in ``checkpoints``
+    (default: ``checkpoints/``, else ``$REPAIR_CHECKPOINTS``), only those asked for loaded onto
+    ``device``. With a ``failed`` dict, a generator that cannot be loaded is recorded there
+    (``{name: message}``) and left out; otherwise its error is raised.
 
     Raises:
-        ValueError: a name that is none of these (or, without ``failed``, a bad checkpoint).
+        ValueError: a name that is none of these.
     """
     from repair import zoo
 
@@ -420,7 +337,7 @@ def select_methods(names: list[str] | None = None, checkpoints: str | Path | Non
                 f"{', '.join([*known, *found])} (trained generators come from "
                 f"{checkpoints or 'checkpoints/ or $' + zoo.ENV_FALLBACK}; see --checkpoints)")
         wanted = [n for n in dict.fromkeys(names) if n in found and n not in known]
-    learned = {}
+    learned: dict[str, Method] = {}
     for name in wanted:
         try:
             learned.update(zoo.learned_methods([name], device=device, root=checkpoints))

@@ -14,6 +14,7 @@ from repair import evaluate as ev
 from repair import zoo
 from repair.checkpoint import net_record, save_checkpoint
 from repair.cli import main
+from repair.evaluate_cli import add_evaluate_arguments, run_evaluate
 from repair.nets import PaperGenerator, UNetGenerator
 from repair.registry import HashMismatchError, sha256_file
 
@@ -174,7 +175,7 @@ def test_unknown_name_is_a_clear_error(zoo_dir):
 
 
 def evaluate_args(*argv: str) -> argparse.Namespace:
-    return ev.add_evaluate_arguments(argparse.ArgumentParser()).parse_args(list(argv))
+    return add_evaluate_arguments(argparse.ArgumentParser()).parse_args(list(argv))
 
 
 def test_evaluate_command_takes_learned_names(zoo_dir, photo_dir, tmp_path, capsys):
@@ -182,7 +183,7 @@ def test_evaluate_command_takes_learned_names(zoo_dir, photo_dir, tmp_path, caps
     args = evaluate_args("--clean", str(photo_dir), "--checkpoints", str(zoo_dir), "--methods",
                          "damaged,inpaint-sharpen", "unet-a", "--size", str(SIZE), "--json",
                          str(out), "--no-progress")
-    assert ev.run_evaluate(args) == 0
+    assert run_evaluate(args) == 0
     assert "unet-a" in capsys.readouterr().out
     results = json.loads(out.read_text())
     assert results["settings"]["methods"] == ["damaged", "inpaint-sharpen", "unet-a"]
