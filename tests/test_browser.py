@@ -252,9 +252,10 @@ Array.from(document.querySelectorAll('.repair-slider')).map(root => {
 
 
 # What a reader would notice at 1280 px: paragraphs that are a Markdown table printed as text,
-# cell outputs that hold a table's pipes and rules but no <table>, code boxes whose lines are
-# wider than the box (their ends hidden behind a scroll bar), and figures the browser shrinks
-# below their natural size (a crop drawn at 1:1 in the PNG would then be smaller than 1:1).
+# cell outputs that hold a table's pipes and rules but no <table>, code boxes (cell inputs and
+# code blocks in the prose, not printed outputs) whose lines are wider than the box (their ends
+# hidden behind a scroll bar), and figures the browser shrinks below their natural size (a crop
+# drawn at 1:1 in the PNG would then be smaller than 1:1).
 READER_JS = r"""
 (() => {
   const root = document.querySelector('main') || document.body;
@@ -269,13 +270,19 @@ READER_JS = r"""
     .map(o => o.textContent.trim().slice(0, 100));
   const longest = t => t.split('\n').reduce((a, b) => b.length > a.length ? b : a, '');
   const wide = Array.from(root.querySelectorAll('pre'))
-    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .filter(p => !p.closest('.cell_output') && p.scrollWidth > p.clientWidth + 1)
     .map(p => `${p.scrollWidth} px of code in a ${p.clientWidth} px box: `
               + longest(p.textContent).slice(0, 90));
   const shrunk = Array.from(root.querySelectorAll('.cell_output img'))
     .filter(i => i.complete && i.naturalWidth > 0 && i.clientWidth < i.naturalWidth - 1)
     .map(i => `a ${i.naturalWidth} px figure drawn ${i.clientWidth} px wide`);
-  return {raw, untabled, wide, shrunk,
+  const cut = Array.from(root.querySelectorAll('.cell_output table'))
+    .filter(t => { const box = t.closest('.cell_output');
+                   const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+                   return !scrolls && t.getBoundingClientRect().right
+                                      > box.getBoundingClientRect().right + 1; })
+    .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 60));
+  return {raw, untabled, wide, shrunk, cut,
           tables: root.querySelectorAll('.cell_output table').length};
 })()
 """
@@ -286,7 +293,8 @@ def reader_problems(reader: dict) -> list[str]:
     return ([f"Markdown table printed as text: {t!r}" for t in reader["raw"]]
             + [f"table output not rendered as a table: {t!r}" for t in reader["untabled"]]
             + [f"code line cut at the box's edge: {w}" for w in reader["wide"]]
-            + [f"figure shrunk below its natural size: {s}" for s in reader["shrunk"]])
+            + [f"figure shrunk below its natural size: {s}" for s in reader["shrunk"]]
+            + [f"table cut at the output's edge: {t!r}" for t in reader.get("cut", [])])
 
 
 class _Ids(HTMLParser):
