@@ -20,7 +20,6 @@ import math
 import os
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,7 @@ __all__ = [
     "save_checkpoint", "safe_torch_load", "read_checkpoint", "net_record", "check_architecture",
     "check_network", "check_net_record", "check_training_state", "foreign_file", "load_net",
     "load_generator",
-    "rng_state", "set_rng_state", "release_from", "WeightsEntry", "WEIGHTS", "committed_folder",
-    "weights_registry", "pretrained", "load_weights",
+    "rng_state", "set_rng_state", "release_from",
 ]
 
 FORMAT = "repair.train"
@@ -408,52 +406,3 @@ def release_from(payload: dict[str, Any], half: bool = False, **extra: Any) -> d
                                    for k, v in generator["state_dict"].items()}
     release.update(kind="release", generator=generator, **extra)
     return release
-
-
-# ---------------------------------------------------------------- published weights
-
-
-@dataclass(frozen=True)
-class WeightsEntry:
-    """Published generator weights: where to download them (None: only committed) and their hash."""
-
-    url: str | None
-    sha256: str
-    filename: str
-    description: str
-
-
-WEIGHTS: dict[str, WeightsEntry] = {}
-"""Generator weights to download, by name (the committed ones are listed in
-``checkpoints/MANIFEST.json`` and added by :func:`weights_registry`). To publish weights trained on
-a GPU: upload the run's ``G_best.pt``, then add
-``WEIGHTS[name] = WeightsEntry(url, repair.zoo.sha256_file(path), filename, description)``."""
-
-
-def committed_folder() -> Path:
-    """Where the committed weights are: ``checkpoints/`` of a clone, else the installed package's
-    ``repair/weights/`` (see :func:`repair.zoo.committed_folder`)."""
-    from repair.zoo import committed_folder
-
-    return committed_folder()
-
-
-def weights_registry(folder: str | os.PathLike | None = None) -> dict[str, WeightsEntry]:
-    """Every known weights name: :func:`repair.zoo.weights_registry`."""
-    from repair.zoo import weights_registry
-
-    return weights_registry(folder)
-
-
-def pretrained(name: str, device: str | torch.device = "cpu",
-               registry: dict[str, WeightsEntry] | None = None,
-               cache_dir: str | os.PathLike | None = None,
-               folder: str | os.PathLike | None = None, progress: bool = False) -> nn.Module:
-    """A trained generator by name: :func:`repair.zoo.pretrained` (committed, shipped with the
-    package, or downloaded once with its SHA-256 checked)."""
-    from repair.zoo import pretrained
-
-    return pretrained(name, device, registry, cache_dir, folder, progress)
-
-
-load_weights = pretrained  # the name repair.restore uses

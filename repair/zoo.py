@@ -32,14 +32,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from repair.checkpoint import WeightsEntry
 
 __all__ = ["REPOSITORY", "BRANCH", "COMMITTED", "PACKAGED", "ENV_FALLBACK", "RUN_FILE",
-           "PAPER_RUNS", "Entry", "WeightsEntry", "REGISTRY", "COMMITTED_OTHER",
+           "PAPER_RUNS", "Entry", "WeightsEntry", "WEIGHTS", "REGISTRY", "COMMITTED_OTHER",
            "HashMismatchError", "WeightsUnavailableError", "UnknownModelError", "committed_folder",
            "cache_folder", "weights_url", "sha256_file", "fetch", "manifest", "weights_registry",
            "weights_path", "pretrained", "models_in", "available_models", "load_models",
@@ -49,6 +49,23 @@ REPOSITORY = "https://github.com/repair-course/repair"
 """The course's repository (``repository.url`` of ``_config.yml``; a test checks they agree)."""
 BRANCH = "main"
 PACKAGED = Path(__file__).resolve().parent / "weights"   # in a wheel: MANIFEST.json + restorer-book
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """Published generator weights: where to download them (None: only committed) and their hash."""
+
+    url: str | None
+    sha256: str
+    filename: str
+    description: str
+
+
+WEIGHTS: dict[str, WeightsEntry] = {}
+"""Generator weights to download, by name (the committed ones are listed in
+``checkpoints/MANIFEST.json`` and added by :func:`weights_registry`). To publish weights trained on
+a GPU: upload the run's ``G_best.pt``, then add
+``WEIGHTS[name] = WeightsEntry(url, sha256_file(path), filename, description)``."""
 
 
 def committed_folder() -> Path:
@@ -249,9 +266,8 @@ def manifest(folder: str | os.PathLike) -> dict[str, dict]:
 
 def weights_registry(folder: str | os.PathLike | None = None) -> dict[str, WeightsEntry]:
     """The restorers known by name: those of ``folder/MANIFEST.json`` (default: the committed
-    ones, downloadable from :data:`REPOSITORY` when not on disk) and ``repair.checkpoint.WEIGHTS``;
+    ones, downloadable from :data:`REPOSITORY` when not on disk) and :data:`WEIGHTS`;
     with ``folder`` given, its manifest's own URLs only."""
-    from repair.checkpoint import WEIGHTS
 
     default = folder is None
     entries = {}

@@ -161,7 +161,7 @@ def test_release_checkpoint_loads_generator_only(tmp_path):
 
 
 def test_registry_entry_downloads_from_a_local_url(tmp_path):
-    from repair.checkpoint import WeightsEntry, pretrained
+    from repair.zoo import WeightsEntry, pretrained
     from repair.registry import HashMismatchError, sha256_file
 
     from repair.checkpoint import release_from
@@ -184,7 +184,8 @@ def test_committed_weights_are_listed_in_the_manifest(tmp_path):
     """The registry reads checkpoints/MANIFEST.json; every listed file loads and has its hash."""
     import json
 
-    from repair.checkpoint import committed_folder, pretrained, release_from, weights_registry
+    from repair.checkpoint import release_from
+    from repair.zoo import committed_folder, pretrained, weights_registry
     from repair.registry import sha256_file
 
     state = new_state("l1", ngf=4, ndf=4, image_size=SIZE)

@@ -175,8 +175,8 @@ def test_in_the_clone_committed_weights_come_from_checkpoints():
 
 
 def test_registry_module_is_an_alias_of_zoo():
-    from repair import checkpoint, registry
+    from repair import registry
 
     assert registry.fetch is zoo.fetch and registry.REGISTRY is zoo.REGISTRY
-    assert registry.Entry is zoo.WeightsEntry is checkpoint.WeightsEntry
+    assert registry.Entry is zoo.WeightsEntry
     assert registry.HashMismatchError is zoo.HashMismatchError
