@@ -325,8 +325,8 @@ DEFAULT_GENERATOR = "stylegan-faces64"
 
 def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch.device = "cpu",
                       progress: bool = True) -> StyleGAN2Generator:
-    """A frozen generator from a file path, a committed name (``checkpoints/<name>.pt``) or a
-    :data:`repair.zoo.REGISTRY` name (downloaded once into the cache, then converted).
+    """A frozen generator from a file path or a name that :func:`repair.zoo.weights_path` resolves
+    (committed, or downloaded once into the cache with its SHA-256 checked, then converted).
 
     Args:
         name_or_path: ``stylegan-faces64`` (default), ``ffhq-res256``, ... or a ``.pt``/``.pkl``
@@ -334,17 +334,14 @@ def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch
         device: where to put the network.
     """
     from repair.stylegan_io import load_stylegan
-    from repair.zoo import COMMITTED, REGISTRY, fetch
+    from repair.zoo import COMMITTED_OTHER, REGISTRY, weights_path
 
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return load_stylegan(path, device)
-    committed = COMMITTED / f"{name_or_path}.pt"
-    if committed.is_file():
-        return load_stylegan(committed, device)
-    if name_or_path in REGISTRY:
-        return load_stylegan(fetch(name_or_path, progress=progress), device)
-    known = sorted(p.stem for p in COMMITTED.glob("stylegan-*.pt")) + list(REGISTRY)
+    if name_or_path in COMMITTED_OTHER or name_or_path in REGISTRY:
+        return load_stylegan(weights_path(name_or_path, progress=progress), device)
+    known = list(COMMITTED_OTHER) + list(REGISTRY)
     raise FileNotFoundError(f"{name_or_path}: neither a generator file nor a known name "
                             f"({', '.join(known)}); pass a path written by "
                             "`python -m repair.gantrain --export` or an NVIDIA .pkl")
