@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repair.checkpoint import CheckpointError
+from repair.checkpoint import CheckpointError, check_network, foreign_file, safe_torch_load
 from repair.images import atomic_write_bytes
 from repair.stylegan import GENERATOR_KIND, StyleGAN2Generator, fir_filter
 
@@ -52,13 +52,11 @@ def load_stylegan(path: str | os.PathLike, device: str | torch.device = "cpu",
         raise FileNotFoundError(f"{path}: no such weights file; check the path or fetch it with "
                                 "repair.registry.fetch(...)")
     if path.suffix == ".pkl":
-        state, conv_clamp = _read_nvidia(path, key)
-        config = nvidia_generator_config(state, conv_clamp)
+        with foreign_file(path):
+            state, conv_clamp = _read_nvidia(path, key)
+            config = nvidia_generator_config(state, conv_clamp)
     else:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        payload = safe_torch_load(path)
         if isinstance(payload, dict) and key in payload and isinstance(payload[key], dict):
             payload = payload[key]  # a training checkpoint
         if not isinstance(payload, dict) or payload.get("kind") != GENERATOR_KIND:
@@ -67,7 +65,8 @@ def load_stylegan(path: str | os.PathLike, device: str | torch.device = "cpu",
             raise CheckpointError(
                 f"{path}: this checkpoint holds {found!r}, not a StyleGAN2 generator; pass a file "
                 "written by repair.stylegan_io.save_stylegan or repair.gantrain, or an NVIDIA .pkl")
-        state, config = payload["state_dict"], payload["config"]
+        state, config = payload.get("state_dict"), payload.get("config")
+    check_network(StyleGAN2Generator, config, state, f"{path}: the generator")
     net_G = StyleGAN2Generator(**config)
     try:
         net_G.load_state_dict(state)

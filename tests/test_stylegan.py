@@ -160,7 +160,7 @@ def test_other_checkpoint_rejected(tmp_path):
     with pytest.raises(CheckpointError, match="StyleGAN2"):
         load_stylegan(tmp_path / "plain.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="readable"):
+    with pytest.raises(CheckpointError, match="cannot read this file as a checkpoint"):
         load_stylegan(tmp_path / "junk.pt")
     with pytest.raises(FileNotFoundError):
         load_stylegan(tmp_path / "missing.pt")
