@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from repair.checkpoint import (CheckpointError, load_net, net_record, read_checkpoint,
-                               release_from, rng_state, save_checkpoint, set_rng_state)
+from repair.checkpoint import (load_net, net_record, read_checkpoint, release_from, rng_state,
+                               save_checkpoint, set_rng_state)
+from repair.checkpoint_check import CheckpointError
 from repair.history import write_history
 from repair.recipes import Recipe
 from repair.train import Callback, TrainState, new_state

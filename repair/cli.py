@@ -46,7 +46,8 @@ def _damage_arguments(p: argparse.ArgumentParser) -> Callable:
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> Callable:
-    from repair.train_cli import add_train_arguments, run_train
+    from repair.train_cli import run_train
+    from repair.train_options_cli import add_train_arguments
 
     add_train_arguments(p)
     return run_train

@@ -100,10 +100,23 @@ def plot_history(history: dict[str, list], title: str = "", axes=None, smooth: i
     return fig
 
 
+def _cycles(rounds: list[dict]) -> list[list[dict]]:
+    """``rounds`` cut where their ``cycle`` changes (a run continued from another's best with a
+    fresh schedule and its own validation draw; rounds without the key are one cycle)."""
+    cycles: list[list[dict]] = []
+    for r in rounds:
+        if not cycles or r.get("cycle") != cycles[-1][-1].get("cycle"):
+            cycles.append([])
+        cycles[-1].append(r)
+    return cycles
+
+
 def plot_rounds(history: dict[str, list], title: str = "", smooth: int = 100):
     """The restorer's training (:mod:`repair.restorer_train`): L1 per step (smoothed) on the left;
     on the right, per validation round, the PSNR of its output and of the damaged input (capped
-    as validation caps it) and the F1 of the damage it finds. Returns the figure."""
+    as validation caps it) and the F1 of the damage it finds. Where training went on in a new
+    cycle (rounds with another ``cycle``), a vertical line marks the start and each cycle's
+    curves are drawn apart: its validation damage is its own draw. Returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100)
@@ -115,20 +128,33 @@ def plot_rounds(history: dict[str, list], title: str = "", smooth: int = 100):
                   color="C0", label=f"L1 (mean of {k})")
         left.set(xlabel="step", ylabel="L1", title=f"{title} training".strip())
         left.legend(fontsize=7)
-    rounds = history.get("epochs", [])
-    if rounds:
+    cycles = _cycles(history.get("epochs", []))
+    twin = right.twinx() if cycles and "val_mask_f1" in cycles[0][0] else None
+    for n, rounds in enumerate(cycles):
         steps = [r["step"] for r in rounds]
-        right.plot(steps, [r["val_psnr"] for r in rounds], "o-", ms=3, label="PSNR output")
+        first = {} if n else {"label": True}
+        right.plot(steps, [r["val_psnr"] for r in rounds], "o-", ms=3, color="C0",
+                   label="PSNR output" if first else None)
         right.plot(steps, [r["val_psnr_damaged"] for r in rounds], ":", color="C3",
-                   label="PSNR damaged input")
+                   label="PSNR damaged input" if first else None)
+        if twin is not None:
+            twin.plot(steps, [r["val_mask_f1"] for r in rounds], "s--", ms=3, color="C2",
+                      label="damage found: F1" if first else None)
+        if n:
+            start = cycles[n - 1][-1]["step"]
+            for ax in (left, right):
+                ax.axvline(start, color="0.5", lw=0.8, ls="--")
+            right.annotate(f"cycle {n + 1}", (start, 1), xycoords=("data", "axes fraction"),
+                           xytext=(3, -10), textcoords="offset points", fontsize=7)
+    if cycles:
         right.set(xlabel="step", ylabel="PSNR (dB)", title=f"{title} validation".strip())
         lines, labels = right.get_legend_handles_labels()
-        if "val_mask_f1" in rounds[0]:
-            twin = right.twinx()
-            lines += twin.plot(steps, [r["val_mask_f1"] for r in rounds], "s--", ms=3,
-                               color="C2", label="damage found: F1")
-            labels.append("damage found: F1")
+        if twin is not None:
             twin.set(ylabel="F1", ylim=(0, 1))
-        right.legend(lines, labels, fontsize=7, loc="lower right")
+            more, more_labels = twin.get_legend_handles_labels()
+            lines, labels = lines + more, labels + more_labels
+        # below the plot: the curves of a later cycle may sit anywhere inside it
+        right.legend(lines, labels, fontsize=7, ncol=3, loc="upper right",
+                     bbox_to_anchor=(1.0, -0.2))
     fig.tight_layout()
     return fig

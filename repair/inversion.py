@@ -325,8 +325,9 @@ DEFAULT_GENERATOR = "stylegan-faces64"
 
 def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch.device = "cpu",
                       progress: bool = True) -> StyleGAN2Generator:
-    """A frozen generator from a file path or a name that :func:`repair.zoo.weights_path` resolves
-    (committed, or downloaded once into the cache with its SHA-256 checked, then converted).
+    """A frozen generator from a file path or a name that
+    :func:`repair.named_weights.weights_path` resolves (committed, or downloaded once into the
+    cache with its SHA-256 checked, then converted).
 
     Args:
         name_or_path: ``stylegan-faces64`` (default), ``ffhq-res256``, ... or a ``.pt``/``.pkl``
@@ -334,7 +335,7 @@ def resolve_generator(name_or_path: str = DEFAULT_GENERATOR, device: str | torch
         device: where to put the network.
     """
     from repair.stylegan_io import load_stylegan
-    from repair.zoo import COMMITTED_OTHER, REGISTRY, weights_path
+    from repair.named_weights import COMMITTED_OTHER, REGISTRY, weights_path
 
     path = Path(name_or_path).expanduser()
     if path.is_file():

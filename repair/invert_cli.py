@@ -2,7 +2,9 @@
 
 The options and the batch around :func:`repair.inversion.invert`: photos of any size and mode are
 read as gray, centre-cropped, resized to the generator's side, inverted one by one, and written as
-PNG (one bad file is reported and the batch goes on).
+PNG (one bad file is reported and the batch goes on). Every output is planned and the output
+folder checked before the generator is resolved; a file already in ``--out`` is replaced only
+with ``--overwrite`` (the policy of :mod:`repair.batch`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def add_invert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "Photos of any size and mode are read as gray, centre-cropped to a square and resized to "
         "the generator's resolution (64x64 for the default faces generator), so the results have "
         "that size. Works for photos like the generator's training set (the default: frontal "
-        "gray faces). Inputs are never overwritten; a bad file is reported and the batch goes on.")
+        "gray faces). Inputs are never overwritten, nor files already in --out unless --overwrite; "
+        "a bad file is reported and the batch goes on.")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE",
                         help="image files or folders (recursive)")
     parser.add_argument("--out", required=True, help="output folder (created if missing); "
@@ -72,6 +75,8 @@ def add_invert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the random fill of masked pixels")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files already in --out (default: refuse before starting)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -96,31 +101,30 @@ def _mask_for(mask_arg: str | None, path: Path, rel: Path) -> Path | None:
 
 def run_invert(args: argparse.Namespace) -> int:
     """Run ``repair invert`` from parsed arguments; returns the exit status (0 ok, 1 a failure)."""
-    from repair.batch import expand_inputs, plan_outputs, run_batch
+    from repair.batch import check_out_dir, expand_inputs, plan_all, run_batch
+    from repair.device import pick_device
     from repair.evaluate import center_square
-    from repair.images import load_gray, save_gray
+    from repair.images import clean_stale_temporaries, load_gray, save_gray
 
+    # options, device, inputs and every output are checked before any weights load
     if args.mask is not None and not Path(args.mask).exists():
         raise FileNotFoundError(f"{args.mask}: no such mask file or folder")
-    from repair.device import pick_device
-
-    args.device = str(pick_device(args.device))   # a clear error before any weights load
+    args.device = str(pick_device(args.device))
+    out_dir = check_out_dir(args.out)
+    pairs = expand_inputs(args.inputs)
+    phases = tuple(PHASE_SUFFIXES.items()) if args.save_phases else ()
+    # the final restorations and the per-phase files planned together, so none can land on
+    # another, on an input, or (without --overwrite) on a file already in --out
+    plans = plan_all(pairs, out_dir, ("", *(suffix for _, suffix in phases)),
+                     overwrite=getattr(args, "overwrite", False))
+    outputs = plans[0]
+    phase_outputs = {phase: outs for (phase, _), outs in zip(phases, plans[1:])}
+    loss = RobustLoss(args.loss)          # --loss lpips without LPIPS: refused before the generator
     net_G = resolve_generator(args.generator, args.device, progress=not args.quiet)
     side = net_G.resolution
-    pairs = expand_inputs(args.inputs)
-    out_dir = Path(args.out)
-    outputs = plan_outputs(pairs, out_dir)
-    phase_outputs = {phase: plan_outputs(pairs, out_dir, suffix=suffix)
-                     for phase, suffix in PHASE_SUFFIXES.items()} if args.save_phases else {}
-    every = [o.resolve() for o in outputs] + [o.resolve() for outs in phase_outputs.values()
-                                              for o in outs]
-    inputs = {p.resolve() for p, _ in pairs}
-    if len(set(every)) != len(every) or inputs & set(every):
-        raise ValueError("the per-phase files would clash with other outputs or inputs; choose "
-                         "another --out folder")
     rel_of = dict(pairs)
     index = {out: i for i, out in enumerate(outputs)}
-    loss = RobustLoss(args.loss)
+    clean_stale_temporaries([o for outs in phase_outputs.values() for o in outs])
 
     def job(path: Path, out: Path) -> None:
         """Invert one photo and write its restoration(s)."""

@@ -1,9 +1,11 @@
-"""Kept for old imports: downloads, hashes and the cache now live in :mod:`repair.zoo`, the one
-place that turns a name into weights (``from repair.registry import REGISTRY, fetch`` still works;
-``Entry`` is :class:`repair.zoo.WeightsEntry`)."""
+"""Kept for old imports (``from repair.registry import REGISTRY, fetch`` still works): downloads,
+hashes and the cache live in :mod:`repair.weights_cache`, weights by name in
+:mod:`repair.named_weights` (``Entry`` is :class:`repair.named_weights.WeightsEntry`)."""
 
-from repair.zoo import (REGISTRY, Entry, HashMismatchError, WeightsUnavailableError, cache_folder,
-                        fetch, sha256_file)
+from repair.named_weights import REGISTRY, fetch
+from repair.named_weights import WeightsEntry as Entry
+from repair.weights_cache import (HashMismatchError, WeightsUnavailableError, cache_folder,
+                                  sha256_file)
 
 __all__ = ["Entry", "REGISTRY", "HashMismatchError", "WeightsUnavailableError", "cache_folder",
            "sha256_file", "fetch"]

@@ -7,12 +7,13 @@ visits the same photos in the same order, so a run resumed mid-epoch continues e
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["EpochSampler", "make_train_loader"]
+__all__ = ["EpochSampler", "make_train_loader", "ignore_ctrl_c"]
 
 
 class EpochSampler(Sampler[int]):
@@ -56,4 +57,17 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int = 0, s
     """A loader whose order is :class:`EpochSampler`'s (call ``loader.sampler.set_epoch``)."""
     sampler = EpochSampler(len(dataset), seed, rank, world, epoch_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      drop_last=False, persistent_workers=False)
+                      drop_last=False, persistent_workers=False,
+                      worker_init_fn=ignore_ctrl_c if num_workers else None)
+
+
+def ignore_ctrl_c(worker_id: int | None = None) -> None:
+    """``worker_init_fn`` of the training loader: a data-loading worker ignores Ctrl-C.
+
+    A Ctrl-C in a terminal reaches every process of the run, the workers too. The main process
+    decides what it means (``repair train`` finishes the step, saves ``last.pt`` and shuts the
+    workers down; a second Ctrl-C quits); a worker that acted on it by itself would either die
+    under the step being finished or, forked with the main process's handler, announce the stop
+    once more per worker.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repair.checkpoint import CheckpointError, check_network, foreign_file, safe_torch_load
+from repair.checkpoint_check import (CheckpointError, check_network, foreign_file,
+                                     safe_torch_load)
 from repair.images import atomic_write_bytes
 from repair.stylegan import GENERATOR_KIND, StyleGAN2Generator, fir_filter
 

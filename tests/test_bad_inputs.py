@@ -480,6 +480,48 @@ def test_a_second_ctrl_c_says_plainly_that_nothing_was_saved(cli, tmp_path, monk
     assert not (out / "last.pt").exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a terminal's Ctrl-C: SIGINT to a process group")
+def test_ctrl_c_with_loader_workers_stops_once_saves_and_resumes(tmp_path):
+    """A real ``repair train`` with 2 data-loading workers, and a Ctrl-C as a terminal sends it:
+    SIGINT to the whole process group, workers included, mid-epoch. The run announces the stop
+    once (not once more per worker), saves a resumable ``last.pt``, prints no traceback, and
+    ``--resume`` continues from it."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    from repair.checkpoint import read_checkpoint
+
+    out, log = tmp_path / "run", tmp_path / "train.log"
+    argv = ["train", "--recipe", "pix2pix", "--profile", "tiny", "--image-size", "32",
+            "--batch-size", "1", "--threads", "1", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "repair", *argv, "--workers", "2",
+                                 "--epochs", "1000", "--max-steps", "100000"],
+                                stdout=sink, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)     # its own group, as in a terminal
+        try:
+            deadline = time.time() + 600
+            while not re.search(rb"\|\s*[12]/4 ", log.read_bytes()):   # mid-epoch: workers up
+                assert proc.poll() is None and time.time() < deadline, log.read_text()
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code == 0 and "Traceback" not in text, text
+    assert text.count("stopping after this step") == 1, text
+    step = int(re.search(r"stopped early at step (\d+);.*--resume", text).group(1))
+    assert read_checkpoint(out / "last.pt")["global_step"] == step
+    assert main([*argv, "--workers", "0", "--max-steps", str(step + 1), "--resume",
+                 "--quiet"]) == 0
+    assert read_checkpoint(out / "last.pt")["global_step"] == step + 1
+
+
 def test_a_killed_checkpoint_write_is_cleaned_on_the_next_run(tmp_path, last_pt):
     out = tmp_path / "run"
     out.mkdir()
@@ -523,12 +565,13 @@ def test_invert_refuses_a_malformed_generator_clearly(cli, files, tmp_path, kind
 
 
 def test_the_schema_check_covers_stylegan_generators(files):
-    """What load_stylegan should call: :func:`repair.checkpoint.check_network` and
-    :func:`repair.checkpoint.foreign_file` refuse every malformed generator in the corpus."""
+    """What load_stylegan should call: :func:`repair.checkpoint_check.check_network` and
+    :func:`repair.checkpoint_check.foreign_file` refuse every malformed generator in the corpus."""
     import torch
 
     from repair import stylegan_io
-    from repair.checkpoint import CheckpointError, check_network, foreign_file, safe_torch_load
+    from repair.checkpoint_check import (CheckpointError, check_network, foreign_file,
+                                         safe_torch_load)
     from repair.stylegan import StyleGAN2Generator
 
     read_nvidia = getattr(stylegan_io, "_read_nvidia")
@@ -549,3 +592,81 @@ def test_the_schema_check_covers_stylegan_generators(files):
                               channel_max=16)
     check_network(StyleGAN2Generator, tiny.config, tiny.state_dict(), "fine")   # passes
     assert isinstance(tiny.state_dict()["const"], torch.Tensor)
+
+
+# ---------------------------------------------------------------- invert's output policy
+
+@pytest.fixture
+def tiny_generator(tmp_path) -> Path:
+    """A 16x16 StyleGAN2 generator file: inverting a photo with it takes a fraction of a second."""
+    import torch
+
+    from repair.stylegan import StyleGAN2Generator
+    from repair.stylegan_io import save_stylegan
+
+    torch.manual_seed(0)
+    net_G = StyleGAN2Generator(16, 1, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128,
+                               channel_max=16)
+    return save_stylegan(net_G, tmp_path / "tiny-G.pt")
+
+
+@pytest.fixture
+def no_generator(monkeypatch):
+    """Fails the test if ``repair invert`` resolves (loads or downloads) its generator."""
+    import repair.inversion
+
+    monkeypatch.setattr(repair.inversion, "resolve_generator",
+                        lambda *a, **k: pytest.fail("the generator was resolved"))
+    monkeypatch.setattr("repair.invert_cli.resolve_generator",
+                        lambda *a, **k: pytest.fail("the generator was resolved"))
+
+
+@pytest.mark.parametrize("save_phases,existing", [(False, "p1.png"), (True, "p0_wplus.png")])
+def test_invert_never_replaces_a_file_in_out_without_overwrite(cli, tmp_path, tiny_generator,
+                                                               monkeypatch, save_phases, existing):
+    import repair.invert_cli
+
+    src = photos(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / existing).write_bytes(b"an original, not a result")
+    argv = ["invert", src, "--out", out, "--generator", tiny_generator, "--steps", "1,1,1",
+            "--quiet", *(["--save-phases"] if save_phases else [])]
+    real = repair.invert_cli.resolve_generator
+    with monkeypatch.context() as patch:   # refused before the generator is touched
+        patch.setattr(repair.invert_cli, "resolve_generator",
+                      lambda *a, **k: pytest.fail("the generator was resolved"))
+        code, text, _ = cli(argv)
+    assert code == 2 and f"{existing} already exist" in text and "--overwrite" in text
+    assert (out / existing).read_bytes() == b"an original, not a result"
+    assert repair.invert_cli.resolve_generator is real
+    assert main([str(a) for a in argv] + ["--overwrite"]) == 0
+    assert (out / existing).read_bytes() != b"an original, not a result"
+    assert len(list(out.iterdir())) == (8 if save_phases else 2)
+
+
+@pytest.mark.parametrize("case", sorted(OUT_CASES))
+def test_invert_refuses_a_bad_out_folder_before_the_generator(cli, tmp_path, no_generator, case):
+    if case == "read_only" and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's read-only /proc (chmod does not stop root)")
+    code, text, _ = cli(["invert", photos(tmp_path / "in"), "--out", _out(tmp_path, case),
+                         "--generator", "no-such-generator", "--quiet"])
+    assert code == 2 and "--out" in text and OUT_CASES[case] in text
+    assert "no-such-generator" not in text
+
+
+def test_invert_refuses_outputs_over_inputs_before_the_generator(cli, tmp_path, no_generator):
+    src = photos(tmp_path / "in")
+    code, text, _ = cli(["invert", src, "--out", src, "--generator", "no-such-generator",
+                         "--quiet"])
+    assert code == 2 and "overwrite an input" in text
+
+
+def test_invert_refuses_phase_files_that_collide_before_the_generator(cli, tmp_path,
+                                                                      no_generator):
+    src = tmp_path / "in"
+    corpus.good_photo(src / "a.png")
+    corpus.good_photo(src / "a_w.png")           # a's W-phase file would land on a_w's result
+    code, text, _ = cli(["invert", src, "--out", tmp_path / "out", "--save-phases",
+                         "--generator", "no-such-generator", "--quiet"])
+    assert code == 2 and "would both be written" in text

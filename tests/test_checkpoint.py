@@ -8,8 +8,9 @@ import os
 import pytest
 import torch
 
-from repair.checkpoint import (ArchitectureMismatchError, CheckpointError, load_generator,
-                               read_checkpoint, save_checkpoint)
+from repair.checkpoint import (ArchitectureMismatchError, load_generator, read_checkpoint,
+                               save_checkpoint)
+from repair.checkpoint_check import CheckpointError
 from repair.data import PairedDataset
 from repair.callbacks import load_state, save_state, state_payload
 from repair.train import fit, new_state
@@ -161,7 +162,7 @@ def test_release_checkpoint_loads_generator_only(tmp_path):
 
 
 def test_registry_entry_downloads_from_a_local_url(tmp_path):
-    from repair.zoo import WeightsEntry, pretrained
+    from repair.named_weights import WeightsEntry, pretrained
     from repair.registry import HashMismatchError, sha256_file
 
     from repair.checkpoint import release_from
@@ -185,7 +186,7 @@ def test_committed_weights_are_listed_in_the_manifest(tmp_path):
     import json
 
     from repair.checkpoint import release_from
-    from repair.zoo import committed_folder, pretrained, weights_registry
+    from repair.named_weights import committed_folder, pretrained, weights_registry
     from repair.registry import sha256_file
 
     state = new_state("l1", ngf=4, ndf=4, image_size=SIZE)
@@ -209,7 +210,7 @@ def test_committed_weights_are_listed_in_the_manifest(tmp_path):
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
-    from repair.checkpoint import CheckpointError, load_generator, net_record, save_checkpoint
+    from repair.checkpoint import load_generator, net_record, save_checkpoint
     from repair.nets import UNetGenerator
 
     net = UNetGenerator(ngf=4, depth=2)
@@ -219,3 +220,12 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     save_checkpoint(tmp_path / "nan.pt", {"kind": "release", "generator": record})
     with pytest.raises(CheckpointError, match="NaN or infinite"):
         load_generator(tmp_path / "nan.pt")
+
+
+def test_chapter_03_catches_checkpoint_errors_where_it_always_did():
+    """The error class lives in repair.checkpoint_check; chapter 03 catches it as
+    checkpoint.CheckpointError."""
+    from repair import checkpoint, checkpoint_check
+
+    assert checkpoint.CheckpointError is checkpoint_check.CheckpointError
+    assert issubclass(checkpoint.ArchitectureMismatchError, checkpoint_check.CheckpointError)

@@ -22,7 +22,8 @@ WORKER = textwrap.dedent("""
     from repair.data import PairedDataset
     from repair.callbacks import TimeLimit
     from repair.train import fit, new_state
-    from repair.train_cli import _distributed, add_train_arguments, run_train, wrap_ddp
+    from repair.train_cli import _distributed, run_train, wrap_ddp
+    from repair.train_options_cli import add_train_arguments
     from tests.test_train import SIZE, photos
 
     torch.set_num_threads(1)

@@ -152,7 +152,7 @@ def test_help_says_inputs_are_resized(capsys):
 
 
 def test_default_generator_is_the_committed_one():
-    from repair.zoo import COMMITTED
+    from repair.named_weights import COMMITTED
 
     path = COMMITTED / "stylegan-faces64.pt"
     if not path.is_file():

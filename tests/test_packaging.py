@@ -3,7 +3,7 @@
 * the dependency lists of pyproject.toml: lower bounds only, the book and test extras, and
   requirements.txt derived from them;
 * one repository address: ``_config.yml`` gives it; the notebooks' badges, their Colab install
-  cell, book/setup.md, pyproject.toml and repair.zoo's download address agree with it;
+  cell, book/setup.md, pyproject.toml and repair.named_weights' download address agree with it;
 * the manifests record commands relative to the repository;
 * the wheel: built, installed into a fresh virtual environment (the project's packages, torch among
   them, reachable through a ``.pth`` file, as ``--system-site-packages`` would over a global
@@ -121,11 +121,11 @@ def test_the_colab_install_cell_and_setup_page_clone_the_configured_repository()
 
 
 def test_package_metadata_and_download_address_use_the_configured_repository():
-    from repair import zoo
+    from repair import named_weights
 
     url, branch = repository()
     assert PYPROJECT["project"]["urls"]["Repository"] == url
-    assert (zoo.REPOSITORY, zoo.BRANCH) == (url, branch)
+    assert (named_weights.REPOSITORY, named_weights.BRANCH) == (url, branch)
 
 
 def test_manifests_record_commands_relative_to_the_repository():
@@ -229,8 +229,8 @@ def test_the_installed_wheel_restores_a_photo_from_outside_the_repository(wheel,
                tmp_path, env).stdout.strip()
     (Path(site) / "project-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    where = run([python, "-c", "import repair, repair.zoo as z; print(repair.__file__); "
-                 "print(z.COMMITTED == z.PACKAGED)"], tmp_path, env).stdout.split()
+    where = run([python, "-c", "import repair, repair.named_weights as w; print(repair.__file__); "
+                 "print(w.COMMITTED == w.PACKAGED)"], tmp_path, env).stdout.split()
     assert Path(where[0]).is_relative_to(env_dir) and where[1] == "True"
     assert run([python, "-c", CHECK_REQUIREMENTS], tmp_path, env).stdout.strip() == "ok"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from repair import gantrain, gantrain_cli
-from repair.checkpoint import CheckpointError
+from repair.checkpoint_check import CheckpointError
 from repair.stylegan import StyleGAN2Discriminator, StyleGAN2Generator, to_gray
 from repair.stylegan_io import (convert_nvidia_pickle, load_stylegan, nvidia_generator_config,
                                 save_stylegan)

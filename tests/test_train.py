@@ -17,7 +17,8 @@ from repair.recipes import RECIPES, get_recipe
 from repair.sampler import EpochSampler
 from repair.device import pick_device
 from repair.train import Callback, adversarial_loss, fit, new_state, update_D, update_G, validate
-from repair.train_cli import add_train_arguments, run_train
+from repair.train_cli import run_train
+from repair.train_options_cli import add_train_arguments
 
 SIZE = 32
 

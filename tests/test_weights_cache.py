@@ -1,8 +1,9 @@
-"""Weights by name wherever the package is installed (repair.zoo): the repository's checkpoints/,
-the copy shipped in the package, else the user cache filled over HTTP with the SHA-256 checked.
+"""Weights by name wherever the package is installed (repair.named_weights, repair.weights_cache,
+and repair.zoo above them): the repository's checkpoints/, the copy shipped in the package, else
+the user cache filled over HTTP with the SHA-256 checked.
 
 Downloads come from a local HTTP server in a thread, never from the network. "Installed" is
-simulated by pointing zoo's committed and packaged folders at temporary ones.
+simulated by pointing named_weights' committed and packaged folders at temporary ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from repair import zoo
+from repair import named_weights, weights_cache, zoo
 from repair.checkpoint import net_record, save_checkpoint
 from repair.nets import UNetGenerator
 
@@ -64,15 +65,15 @@ def installed(tmp_path, monkeypatch):
     site = tmp_path / "site"        # the repository's files, as the web serves them
     shipped = release(site / "checkpoints" / "shipped-book.pt", seed=0)
     remote = release(site / "checkpoints" / "remote-book.pt", seed=1)
-    entries = {p.stem: {"file": p.name, "sha256": zoo.sha256_file(p), "url": None}
+    entries = {p.stem: {"file": p.name, "sha256": weights_cache.sha256_file(p), "url": None}
                for p in (shipped, remote)}
     (site / "checkpoints" / "MANIFEST.json").write_text(json.dumps({"weights": entries}))
     packaged = tmp_path / "package" / "weights"
     packaged.mkdir(parents=True)
     (packaged / "MANIFEST.json").write_bytes((site / "checkpoints" / "MANIFEST.json").read_bytes())
     (packaged / shipped.name).write_bytes(shipped.read_bytes())
-    monkeypatch.setattr(zoo, "COMMITTED", packaged)   # what committed_folder() gives in a wheel
-    monkeypatch.setattr(zoo, "PACKAGED", packaged)
+    monkeypatch.setattr(named_weights, "COMMITTED", packaged)  # committed_folder() in a wheel
+    monkeypatch.setattr(named_weights, "PACKAGED", packaged)
     monkeypatch.setenv("REPAIR_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(zoo.ENV_FALLBACK, raising=False)
     with Server(site) as server:
@@ -81,9 +82,9 @@ def installed(tmp_path, monkeypatch):
 
 
 def test_shipped_weights_load_without_a_download(installed, tmp_path):
-    path = zoo.weights_path("shipped-book")
-    assert path == zoo.PACKAGED / "shipped-book.pt"
-    assert zoo.pretrained("shipped-book").arch == "unet"
+    path = named_weights.weights_path("shipped-book")
+    assert path == named_weights.PACKAGED / "shipped-book.pt"
+    assert named_weights.pretrained("shipped-book").arch == "unet"
     assert installed.requests == [] and not (tmp_path / "cache").exists()
 
 
@@ -92,9 +93,10 @@ def test_other_weights_download_once_checked_and_atomic(installed, tmp_path):
     assert set(zoo.available_models()) == {"shipped-book", "remote-book"}  # nothing fetched yet
     assert zoo.available_models()["remote-book"] == cache / "remote-book.pt"
     assert installed.requests == []
-    path = zoo.weights_path("remote-book", progress=False)
+    path = named_weights.weights_path("remote-book", progress=False)
     assert path == cache / "remote-book.pt"
-    assert zoo.sha256_file(path) == zoo.manifest(zoo.COMMITTED)["remote-book"]["sha256"]
+    listed = named_weights.manifest(named_weights.COMMITTED)
+    assert weights_cache.sha256_file(path) == listed["remote-book"]["sha256"]
     assert installed.requests == ["/checkpoints/remote-book.pt"]
     assert [p.name for p in cache.iterdir()] == ["remote-book.pt"]   # no temporary file left
     nets = zoo.load_models(["remote-book", "shipped-book"])             # from the cache: no request
@@ -115,15 +117,15 @@ def test_restore_resolves_a_downloadable_model_by_name(installed):
 def test_a_corrupt_download_is_refused_and_nothing_kept(installed, tmp_path):
     served = installed.folder / "checkpoints" / "remote-book.pt"
     served.write_bytes(served.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(zoo.HashMismatchError, match="downloaded file has SHA-256"):
-        zoo.weights_path("remote-book", progress=False)
+    with pytest.raises(weights_cache.HashMismatchError, match="downloaded file has SHA-256"):
+        named_weights.weights_path("remote-book", progress=False)
     assert not any((tmp_path / "cache").iterdir())
 
 
 def test_offline_error_says_what_to_fetch_and_where(installed, tmp_path, monkeypatch):
     installed.__exit__()                       # the server goes away: "offline"
-    with pytest.raises(zoo.WeightsUnavailableError) as err:
-        zoo.weights_path("remote-book", progress=False)
+    with pytest.raises(weights_cache.WeightsUnavailableError) as err:
+        named_weights.weights_path("remote-book", progress=False)
     message = str(err.value)
     assert installed.url + "remote-book.pt" in message          # what to fetch
     assert str(tmp_path / "cache" / "remote-book.pt") in message  # where to put it
@@ -133,50 +135,58 @@ def test_offline_error_says_what_to_fetch_and_where(installed, tmp_path, monkeyp
     # fetched by hand and put where the message said: used, hash checked
     (tmp_path / "cache" / "remote-book.pt").write_bytes(
         (installed.folder / "checkpoints" / "remote-book.pt").read_bytes())
-    assert zoo.pretrained("remote-book").arch == "unet"
+    assert named_weights.pretrained("remote-book").arch == "unet"
 
 
 def test_missing_file_upstream_is_a_clear_error(installed):
     (installed.folder / "checkpoints" / "remote-book.pt").unlink()
-    with pytest.raises(zoo.WeightsUnavailableError, match="HTTP 404"):
-        zoo.weights_path("remote-book", progress=False)
+    with pytest.raises(weights_cache.WeightsUnavailableError, match="HTTP 404"):
+        named_weights.weights_path("remote-book", progress=False)
 
 
 def test_unknown_name_lists_the_known_ones(installed):
     with pytest.raises(ValueError, match="unknown weights 'nope'.*shipped-book, remote-book"):
-        zoo.weights_path("nope")
+        named_weights.weights_path("nope")
 
 
 def test_cache_folder_defaults_to_the_platform_cache(monkeypatch, tmp_path):
     from platformdirs import user_cache_dir
 
     monkeypatch.delenv("REPAIR_CACHE", raising=False)
-    assert zoo.cache_folder() == Path(user_cache_dir("repair", appauthor=False))
+    assert weights_cache.cache_folder() == Path(user_cache_dir("repair", appauthor=False))
     monkeypatch.setenv("REPAIR_CACHE", str(tmp_path))
-    assert zoo.cache_folder() == tmp_path
+    assert weights_cache.cache_folder() == tmp_path
 
 
 def test_download_address_is_the_repository_unless_a_mirror_is_set(monkeypatch):
     monkeypatch.delenv("REPAIR_WEIGHTS_URL", raising=False)
-    assert zoo.weights_url("pix2pix-book.pt") == \
-        f"{zoo.REPOSITORY}/raw/{zoo.BRANCH}/checkpoints/pix2pix-book.pt"
-    assert zoo.weights_registry()["pix2pix-book"].url == zoo.weights_url("pix2pix-book.pt")
+    assert named_weights.weights_url("pix2pix-book.pt") == \
+        f"{named_weights.REPOSITORY}/raw/{named_weights.BRANCH}/checkpoints/pix2pix-book.pt"
+    assert named_weights.weights_registry()["pix2pix-book"].url == \
+        named_weights.weights_url("pix2pix-book.pt")
     monkeypatch.setenv("REPAIR_WEIGHTS_URL", "http://mirror.example/w")
-    assert zoo.weights_url("a b.pt") == "http://mirror.example/w/a%20b.pt"
+    assert named_weights.weights_url("a b.pt") == "http://mirror.example/w/a%20b.pt"
 
 
 def test_in_the_clone_committed_weights_come_from_checkpoints():
     root = Path(__file__).resolve().parents[1]
-    assert zoo.committed_folder() == zoo.COMMITTED == root / "checkpoints"
+    assert named_weights.committed_folder() == named_weights.COMMITTED == root / "checkpoints"
     for name in ("restorer-book", "stylegan-faces64"):   # a restorer, and the other kind
-        assert zoo.weights_path(name).parent == root / "checkpoints"
-    assert set(zoo.weights_registry()) == set(zoo.manifest(zoo.COMMITTED))
+        assert named_weights.weights_path(name).parent == root / "checkpoints"
+    assert set(named_weights.weights_registry()) == \
+        set(named_weights.manifest(named_weights.COMMITTED))
     assert "stylegan-faces64" not in zoo.available_models()        # not a restorer
 
 
-def test_registry_module_is_an_alias_of_zoo():
+def test_registry_module_is_an_alias_of_the_new_homes():
     from repair import registry
 
-    assert registry.fetch is zoo.fetch and registry.REGISTRY is zoo.REGISTRY
-    assert registry.Entry is zoo.WeightsEntry
-    assert registry.HashMismatchError is zoo.HashMismatchError
+    assert registry.fetch is named_weights.fetch and registry.REGISTRY is named_weights.REGISTRY
+    assert registry.Entry is named_weights.WeightsEntry
+    assert registry.HashMismatchError is weights_cache.HashMismatchError
+    assert registry.cache_folder is weights_cache.cache_folder
+
+
+def test_the_chapters_names_stay_on_zoo():
+    """Chapters 03 and 06 call zoo.pretrained and zoo.manifest; both live in named_weights."""
+    assert zoo.pretrained is named_weights.pretrained and zoo.manifest is named_weights.manifest
