@@ -75,21 +75,21 @@ def models_in(folder: str | os.PathLike) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     listed = manifest(folder)
-    if listed:
-        found = {name: folder / entry["file"] for name, entry in listed.items()
-                 if "file" in entry and (folder / entry["file"]).is_file()}
-    else:
-        found = {path.stem: path for path in sorted(folder.glob("*.pt")) if path.is_file()}
-        for path in sorted(folder.glob(f"*/{RUN_FILE}")):
-            found.setdefault(path.parent.name, path)
-        found = dict(sorted(found.items()))
+    if listed:  # the manifest lists restorers only: a listed file that does not read as one
+        # is reported when it loads, never silently dropped
+        return {name: folder / entry["file"] for name, entry in listed.items()
+                if "file" in entry and (folder / entry["file"]).is_file()}
+    found = {path.stem: path for path in sorted(folder.glob("*.pt")) if path.is_file()}
+    for path in sorted(folder.glob(f"*/{RUN_FILE}")):
+        found.setdefault(path.parent.name, path)
+    found = dict(sorted(found.items()))
     return {name: path for name, path in found.items() if _is_restorer(path)}
 
 
 def _committed_models() -> dict[str, Path]:
-    """Every committed restorer by name: its file where it is, else where the cache will keep it."""
-    return {name: path for name, path in committed_files().items()
-            if not path.is_file() or _is_restorer(path)}
+    """Every committed restorer by name: its file where it is, else where the cache will keep it
+    (the manifest lists restorers only; a damaged file is reported when it loads)."""
+    return committed_files()
 
 
 def profile_folder(profile: str, folder: str | os.PathLike | None = None) -> Path | None:

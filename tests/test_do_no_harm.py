@@ -57,9 +57,12 @@ def test_clean_photos_come_back_nearly_unchanged(net_R, x_clean):
 
 
 def test_clean_photos_floor(net_R, x_clean):
-    """Not the target: the level the committed weights reach (most photos above 34 dB)."""
+    """Not the target: the level the committed weights reach. Cycle 1 of restorer-book
+    returned 5 of these 6 photos above 34 dB (mean 34.9); cycle 2, kept for its gains on
+    damaged photos (fewer made worse by blur or cracks alone), returns camera at 30.8 dB, so 4
+    of 6 above 34 dB, mean 35.0 (checkpoints/MANIFEST.md has both cycles)."""
     scores = metrics.psnr(restore(net_R, x_clean), x_clean)
-    assert (scores >= 34).sum() >= 5, scores.tolist()
+    assert (scores >= 34).sum() >= 4 and scores.mean() >= 34, scores.tolist()
 
 
 @pytest.mark.parametrize("name", [

@@ -103,6 +103,20 @@ def test_manifest_names_and_order_win(zoo_dir):
     assert list(zoo.load_models(root=zoo_dir)) == ["unet-book", "paper-book"]
 
 
+def test_a_listed_file_that_is_not_a_checkpoint_is_reported_not_dropped(zoo_dir):
+    # e.g. a release re-saved without the format header: the manifest says it is a restorer,
+    # so comparing every model must fail loudly rather than quietly leave it out
+    torch.save({"generator": net_record(tiny_generator())}, zoo_dir / "headless.pt")
+    manifest = {"weights": {
+        "unet-book": {"file": "unet-a.pt", "sha256": sha256_file(zoo_dir / "unet-a.pt")},
+        "headless-book": {"file": "headless.pt",
+                          "sha256": sha256_file(zoo_dir / "headless.pt")}}}
+    (zoo_dir / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert list(zoo.available_models(zoo_dir)) == ["unet-book", "headless-book"]
+    with pytest.raises(ValueError, match="headless.pt: not a checkpoint of repair.train"):
+        zoo.load_models(root=zoo_dir)
+
+
 def test_manifest_hash_is_checked(zoo_dir):
     manifest = {"weights": {"unet-book": {"file": "unet-a.pt", "sha256": "f" * 64}}}
     (zoo_dir / "MANIFEST.json").write_text(json.dumps(manifest))
