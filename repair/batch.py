@@ -219,6 +219,7 @@ def damage_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     item = {out: (rel, frame) for out, (_, rel), frame in zip(outputs, pairs, frames)}
 
     def job(path: Path, out: Path) -> None:
+        """Damage one photo (one frame) and write it, with its mask if asked."""
         rel, frame = item[out]
         x_clean = load_gray(path, frame=frame)
         name_key = zlib.crc32(rel.as_posix().encode())

@@ -44,8 +44,8 @@ def _damaged(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch
 
 def _blind(method: Method) -> Method:
     def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return method(x_damaged, None)   # what a user can run: nobody tells it where the damage is
-
+        """``method`` without the mask: what a user can run (nobody tells it the damage)."""
+        return method(x_damaged, None)
     restore.__doc__ = method.__doc__
     return restore
 
@@ -66,8 +66,8 @@ def wrap_generator(net_G: torch.nn.Module, device: str | torch.device = "cpu") -
         device: where to run it; inputs are moved there and results back to the input's device.
     """
     net_G = net_G.to(device).eval()
-
     def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``net_G(x_damaged)`` on ``device``, back on the input's device."""
         with torch.no_grad():
             return net_G(x_damaged.to(device)).to(x_damaged.device)
 

@@ -54,6 +54,7 @@ class _RestoredAndMask(torch.nn.Module):
         self.net_G = net_G
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The restored photo and the damage probability, stacked as two channels."""
         x_restored, logits = self.net_G(x, with_mask=True)
         return torch.cat([x_restored, torch.sigmoid(logits)], dim=1)    # (B, 2, H, W)
 
@@ -210,6 +211,7 @@ def restore_files(inputs: Sequence[str | os.PathLike] | RestorePlan,
     frame_of = dict(zip(plan.outputs, plan.frames))
 
     def job(path: Path, out: Path) -> None:
+        """Restore one photo (one frame) and write it, with its mask if asked."""
         img = read_image(path, max_pixels=max_pixels or MAX_PIXELS, frame=frame_of[out])
         restored = _png_bytes(restore_pil(img, restorer))
         if out in plan.masks:

@@ -39,6 +39,7 @@ def damage_sliders(x_clean: torch.Tensor, seed: int = 0, blur: float = 0.4, splo
     from repair.damage import damage
 
     def show(seed, blur, splotches, cracks, contrast):
+        """Draw the clean photo, its damaged version and the mask for these settings."""
         x_damaged, mask = damage(x_clean, seed=seed, blur=blur, splotches=splotches, cracks=cracks,
                                  contrast=contrast)
         from repair.plots import show_images
@@ -46,6 +47,7 @@ def damage_sliders(x_clean: torch.Tensor, seed: int = 0, blur: float = 0.4, splo
         plt.close("all")
 
     def slider(value, name):
+        """A 0-1 strength slider named like the damage parameter."""
         return widgets.FloatSlider(value=value, min=0.0, max=1.0, step=0.05, description=name,
                                    continuous_update=False)
 

@@ -188,7 +188,9 @@ def learned_methods(names: str | Sequence[str] | None = None, device: str | torc
     input's device. Same arguments as :func:`load_models`."""
 
     def method(net_G: torch.nn.Module):
+        """``net_G`` with the evaluation methods' calling convention."""
         def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+            """``net_G(x_damaged)`` on ``device``, back on the input's device."""
             with torch.no_grad():
                 return net_G(x_damaged.to(device)).to(x_damaged.device)
 
