@@ -25,8 +25,9 @@ import cv2
 import torch
 
 from repair.config import data_root
-from repair.evaluate import (builtin_methods, evaluate, format_table, load_clean_images,
-                             save_json, select_methods, summarise)
+from repair.evaluate import evaluate, format_table, load_clean_images, save_json, summarise
+from repair.methods import builtin_methods
+from repair.zoo import select_methods
 
 SETS = ("set12", "kodak24", "bsd68")
 

@@ -22,7 +22,8 @@ import torch
 from repair import zoo
 from repair.config import data_root
 from repair.damage import damage
-from repair.evaluate import builtin_methods, load_clean_images
+from repair.evaluate import load_clean_images
+from repair.methods import builtin_methods
 
 
 def main(argv: list[str] | None = None) -> int:

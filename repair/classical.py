@@ -25,9 +25,8 @@ import torch
 
 from repair.images import from_unit, to_unit
 
-__all__ = ["median_clahe", "inpaint_sharpen", "detect_damage", "CLASSICAL", "Restorer"]
+__all__ = ["median_clahe", "inpaint_sharpen", "detect_damage", "CLASSICAL"]
 
-Restorer = Callable[..., torch.Tensor]  # (x_damaged (B,1,H,W) in [-1,1], mask=None) -> x_restored
 
 
 def _check_image(x: torch.Tensor) -> torch.Tensor:
@@ -178,7 +177,8 @@ def inpaint_sharpen(x_damaged: torch.Tensor, mask: torch.Tensor | None = None, r
     return _from_arrays(arrays, x_damaged)
 
 
-CLASSICAL: dict[str, Restorer] = {
+# restorers of the one contract of repair.methods: (x_damaged, mask=None) -> x_restored
+CLASSICAL: dict[str, Callable[..., torch.Tensor]] = {
     "median-clahe": median_clahe,
     "inpaint-sharpen": inpaint_sharpen,
 }

@@ -1,16 +1,15 @@
 """The evaluation harness: damage clean photos with fixed seeds, restore them, score every method.
 
-A *method* is any callable ``(x_damaged, mask) -> x_restored`` on ``(B, 1, H, W)`` tensors in
-``[-1, 1]`` (``mask``: bool, True where splotches/cracks were painted). Built in: ``"damaged"`` (no
-restoration, the floor to beat) and the classical restorers of :mod:`repair.classical`. A trained
-generator joins through :func:`wrap_generator`::
+A *method* is a restorer of the one contract of :mod:`repair.methods`, ``(x_damaged, mask=None)
+-> x_restored``. Built in: ``"damaged"`` (no restoration, the floor to beat) and the classical
+restorers; a trained generator joins through :func:`repair.methods.wrap_generator`::
 
     results = evaluate("photos/", {"damaged": None, "unet": wrap_generator(net_G)})
 
 Image ``i`` is damaged with seed ``seed + i`` by :func:`repair.damage.damage`, so every method sees
 exactly the same damaged photos and a rerun gives the same numbers (timings aside). The command
 ``repair evaluate`` (:mod:`repair.evaluate_cli`) compares the built-in methods and every trained
-generator that :mod:`repair.zoo` finds (``checkpoints/``); a bad photo or checkpoint is reported in
+generator that :func:`repair.zoo.select_methods` finds (``checkpoints/``); a bad photo or checkpoint is reported in
 the results (``failed``) and the evaluation goes on.
 """
 
@@ -18,96 +17,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repair import classical, metrics
+from repair import metrics
 from repair.damage import DAGUERREOTYPE_MIX, DAMAGES, PAPER_MIX, PLATE_DAMAGES, damage
 from repair.images import ImageError, find_images, load_gray
-from repair.results import ORACLES, format_table, save_json
+from repair.methods import Restorer, resolve_methods
+from repair.results import format_table, save_json
 
-__all__ = ["Method", "builtin_methods", "wrap_generator", "resolve_methods", "select_methods",
-           "center_square", "load_clean_images", "damage_settings", "evaluate", "summarise",
+__all__ = ["center_square", "load_clean_images", "damage_settings", "evaluate", "summarise",
            "format_table", "save_json"]
 
-Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCORES = ("psnr", "ssim", "edge", "lpips")
-
-
-def _damaged(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """No restoration at all: the score every method has to beat."""
-    return x_damaged
-
-
-def _blind(method: Method) -> Method:
-    def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``method`` without the mask: what a user can run (nobody tells it the damage)."""
-        return method(x_damaged, None)
-    restore.__doc__ = method.__doc__
-    return restore
-
-
-def builtin_methods() -> dict[str, Method]:
-    """The methods that need no checkpoint, by name: ``damaged`` (no restoration), the classical
-    restorers as a user runs them (blind: ``inpaint-sharpen`` guesses its mask), and the oracle
-    ``inpaint-sharpen-oracle``, given the true mask (:data:`ORACLES`)."""
-    blind = {name: _blind(method) for name, method in classical.CLASSICAL.items()}
-    return {"damaged": _damaged, **blind, "inpaint-sharpen-oracle": classical.inpaint_sharpen}
-
-
-def wrap_generator(net_G: torch.nn.Module, device: str | torch.device = "cpu") -> Method:
-    """A trained generator as a method: ``net_G(x_damaged)`` in eval mode without gradients.
-
-    Args:
-        net_G: maps ``(B, 1, H, W)`` in ``[-1, 1]`` to the same shape and range; the mask is unused.
-        device: where to run it; inputs are moved there and results back to the input's device.
-    """
-    net_G = net_G.to(device).eval()
-    def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``net_G(x_damaged)`` on ``device``, back on the input's device."""
-        with torch.no_grad():
-            return net_G(x_damaged.to(device)).to(x_damaged.device)
-
-    return restore
-
-
-def resolve_methods(methods: str | list | tuple | Mapping | None = None,
-                    extra: Mapping[str, Method] | None = None) -> dict[str, Method]:
-    """Turn names and/or callables into ``{name: method}``.
-
-    Args:
-        methods: ``None`` (every built-in and every ``extra``), a comma-separated string or list of
-            names, or a dict ``{name: callable | nn.Module | None}`` (``None``: look the name up).
-        extra: more named methods (e.g. wrapped checkpoints) that names may refer to.
-
-    Raises:
-        ValueError: an unknown name, or a method that is not callable.
-    """
-    available = {**builtin_methods(), **(extra or {})}
-    if methods is None:
-        return available
-    if isinstance(methods, str):
-        methods = [name.strip() for name in methods.split(",") if name.strip()]
-    items = methods.items() if isinstance(methods, Mapping) else [(name, None) for name in methods]
-    resolved: dict[str, Method] = {}
-    for name, method in items:
-        if method is None:
-            if name not in available:
-                raise ValueError(f"unknown method {name!r}: choose from {', '.join(available)} "
-                                 f"(or pass a callable (x_damaged, mask) -> x_restored)")
-            method = available[name]
-        elif isinstance(method, torch.nn.Module):
-            method = wrap_generator(method)
-        if not callable(method):
-            raise ValueError(f"method {name!r} is not callable: give a function "
-                             f"(x_damaged, mask) -> x_restored or a generator nn.Module")
-        resolved[str(name)] = method
-    if not resolved:
-        raise ValueError("no methods to evaluate: name at least one, e.g. 'damaged'")
-    return resolved
 
 
 def center_square(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -206,7 +131,7 @@ def summarise(rows: list[dict], damage_name: str, method_names: list[str]) -> di
     return summary
 
 
-def _restore(method: Method, name: str, x_damaged: torch.Tensor, mask: torch.Tensor
+def _restore(method: Restorer, name: str, x_damaged: torch.Tensor, mask: torch.Tensor
              ) -> tuple[torch.Tensor, float]:
     start = time.perf_counter()
     x_restored = method(x_damaged, mask)
@@ -309,42 +234,3 @@ def evaluate(clean_images: str | Path | torch.Tensor, methods=None, seed: int = 
     if per_damage:
         results["per_damage"] = {d: summarise(rows, d, method_names) for d in settings if d != "mix"}
     return results
-
-
-def select_methods(names: list[str] | None = None, checkpoints: str | Path | None = None,
-                   device: str = "cpu", extra: Mapping[str, Method] | None = None,
-                   failed: dict[str, str] | None = None) -> dict[str, Method]:
-    """The methods ``names`` asks for (``None``: every built-in, extra and trained one): built-in
-    methods, ``extra`` and the trained generators :mod:`repair.zoo` finds in ``checkpoints``
-    (default: ``checkpoints/``, else ``$REPAIR_CHECKPOINTS``), only those asked for loaded onto
-    ``device``. With a ``failed`` dict, a generator that cannot be loaded is recorded there
-    (``{name: message}``) and left out; otherwise its error is raised.
-
-    Raises:
-        ValueError: a name that is none of these.
-    """
-    from repair import zoo
-
-    found = zoo.available_models(checkpoints)
-    known = {**builtin_methods(), **(extra or {})}
-    if names is None:
-        wanted = [n for n in found if n not in known]
-    else:
-        unknown = [n for n in names if n not in known and n not in found]
-        if unknown:
-            raise ValueError(
-                f"unknown method {', '.join(map(repr, unknown))}: choose from "
-                f"{', '.join([*known, *found])} (trained generators come from "
-                f"{checkpoints or 'checkpoints/ or $' + zoo.ENV_FALLBACK}; see --checkpoints)")
-        wanted = [n for n in dict.fromkeys(names) if n in found and n not in known]
-    learned: dict[str, Method] = {}
-    for name in wanted:
-        try:
-            learned.update(zoo.learned_methods([name], device=device, root=checkpoints))
-        except (ValueError, OSError, RuntimeError, KeyError, TypeError) as err:
-            if failed is None:
-                raise
-            failed[name] = str(err)
-    if names is not None:
-        names = [n for n in names if n not in (failed or {})]
-    return resolve_methods(names, extra={**learned, **(extra or {})})

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from repair.evaluate import Method, builtin_methods, evaluate, format_table, save_json, \
-    select_methods
+from repair.evaluate import evaluate, format_table, save_json
+from repair.methods import Restorer, builtin_methods
+from repair.zoo import select_methods
 
 __all__ = ["add_evaluate_arguments", "check_evaluate_arguments", "run_evaluate", "main"]
 
@@ -78,7 +79,7 @@ def _report(failed: Mapping[str, str], what: str) -> None:
               file=sys.stderr)
 
 
-def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Method] | None = None
+def run_evaluate(args: argparse.Namespace, extra_methods: Mapping[str, Restorer] | None = None
                  ) -> int:
     """Run ``repair evaluate`` from parsed arguments; print the table. Returns an exit status
     (0 all scored, 1 a photo or checkpoint failed and was left out, 2 a usage error).

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +31,9 @@ import torch
 from PIL import Image
 
 from repair.images import atomic_write_bytes, from_unit, read_image, to_unit
+from repair.methods import Restorer
 
-__all__ = ["DEFAULT_MODEL", "Restorer", "NetworkRestorer", "as_restorer", "restore_plane",
+__all__ = ["DEFAULT_MODEL", "NetworkRestorer", "as_restorer", "restore_plane",
            "restore_pil", "RestorePlan", "plan_restore", "restore_files", "resolve_restorer",
            "check_tiles"]
 
@@ -41,8 +42,6 @@ DEFAULT_MODEL = "restorer-book"
 :mod:`repair.nafnet` (recipe ``restorer``), trained for hours on damage drawn afresh every step,
 single damages and clean photos included, so that it leaves undamaged photos alone."""
 
-Restorer = Callable[[torch.Tensor], torch.Tensor]
-"""Maps a ``(1, 1, H, W)`` tensor in ``[-1, 1]`` to a restored tensor of the same shape."""
 
 
 class _RestoredAndMask(torch.nn.Module):
@@ -79,7 +78,9 @@ class NetworkRestorer:
         self.device, self.progress, self.strength = device, progress, strength
         self.last_mask: torch.Tensor | None = None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Restore ``x`` (``(B, 1, H, W)`` in ``[-1, 1]``); ``mask`` is ignored: the network finds
+        the damage itself (the contract of :mod:`repair.methods`)."""
         from repair.tiling import restore_tiled
 
         out = restore_tiled(self.engine, x, tile=self.tile, overlap=self.overlap,

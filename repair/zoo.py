@@ -3,7 +3,8 @@
 :func:`available_models` lists the restorers of a *root* folder (default: the committed ones,
 each wherever :func:`repair.named_weights.weights_path` finds it), :func:`load_models` /
 :func:`learned_methods` load them, :func:`model_info` and :func:`epoch_history` say what each one
-is and how its run went. A root without ``MANIFEST.json`` counts every ``*.pt`` in it and every
+is and how its run went; :func:`select_methods` joins them to the built-in methods by name, as
+``repair evaluate`` does. A root without ``MANIFEST.json`` counts every ``*.pt`` in it and every
 run folder ``<root>/<name>/G_best.pt``; only restoring generators of
 :data:`repair.nets.GENERATORS` count. When the root holds none, the ``fallback`` folders (default
 ``$REPAIR_CHECKPOINTS``, separated by ``os.pathsep``) are searched::
@@ -20,17 +21,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from repair.methods import Restorer, builtin_methods, resolve_methods, wrap_generator
 from repair.named_weights import committed_files, manifest, pretrained, weights_path
 from repair.weights_cache import HashMismatchError, sha256_file
 
 __all__ = ["ENV_FALLBACK", "RUN_FILE", "PAPER_RUNS", "UnknownModelError", "models_in",
            "available_models", "load_models", "learned_methods", "model_info", "epoch_history",
-           "profile_folder", "manifest", "pretrained"]
+           "profile_folder", "select_methods", "manifest", "pretrained"]
 
 ENV_FALLBACK = "REPAIR_CHECKPOINTS"
 RUN_FILE = "G_best.pt"  # the generator-only checkpoint a training run keeps for its best epoch
@@ -185,18 +187,8 @@ def learned_methods(names: str | Sequence[str] | None = None, device: str | torc
                     root: str | os.PathLike | None = None, fallback: Folders = None) -> dict:
     """Trained generators as evaluation methods ``{name: (x_damaged, mask) -> x_restored}``:
     ``net_G(x_damaged)`` without gradients on ``device``, the mask unused, the result back on the
-    input's device. Same arguments as :func:`load_models`."""
-
-    def method(net_G: torch.nn.Module):
-        """``net_G`` with the evaluation methods' calling convention."""
-        def restore(x_damaged: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-            """``net_G(x_damaged)`` on ``device``, back on the input's device."""
-            with torch.no_grad():
-                return net_G(x_damaged.to(device)).to(x_damaged.device)
-
-        return restore
-
-    return {name: method(net_G.to(device).eval())
+    input's device (:func:`repair.methods.wrap_generator`). Same arguments as :func:`load_models`."""
+    return {name: wrap_generator(net_G, device)
             for name, net_G in load_models(names, device, root, fallback).items()}
 
 
@@ -235,3 +227,39 @@ def epoch_history(path: str | os.PathLike) -> list[dict]:
         return list(json.loads(history.read_text()).get("epochs", []))
     return list((read_checkpoint(path).get("history") or {}).get("epochs", []))
 
+
+def select_methods(names: list[str] | None = None, checkpoints: str | Path | None = None,
+                   device: str = "cpu", extra: Mapping[str, Restorer] | None = None,
+                   failed: dict[str, str] | None = None) -> dict[str, Restorer]:
+    """The methods ``names`` asks for (``None``: every built-in, extra and trained one): built-in
+    methods, ``extra`` and the trained generators found in ``checkpoints``
+    (default: ``checkpoints/``, else ``$REPAIR_CHECKPOINTS``), only those asked for loaded onto
+    ``device``. With a ``failed`` dict, a generator that cannot be loaded is recorded there
+    (``{name: message}``) and left out; otherwise its error is raised.
+
+    Raises:
+        ValueError: a name that is none of these.
+    """
+    found = available_models(checkpoints)
+    known = {**builtin_methods(), **(extra or {})}
+    if names is None:
+        wanted = [n for n in found if n not in known]
+    else:
+        unknown = [n for n in names if n not in known and n not in found]
+        if unknown:
+            raise ValueError(
+                f"unknown method {', '.join(map(repr, unknown))}: choose from "
+                f"{', '.join([*known, *found])} (trained generators come from "
+                f"{checkpoints or 'checkpoints/ or $' + ENV_FALLBACK}; see --checkpoints)")
+        wanted = [n for n in dict.fromkeys(names) if n in found and n not in known]
+    learned: dict[str, Restorer] = {}
+    for name in wanted:
+        try:
+            learned.update(learned_methods([name], device=device, root=checkpoints))
+        except (ValueError, OSError, RuntimeError, KeyError, TypeError) as err:
+            if failed is None:
+                raise
+            failed[name] = str(err)
+    if names is not None:
+        names = [n for n in names if n not in (failed or {})]
+    return resolve_methods(names, extra={**learned, **(extra or {})})

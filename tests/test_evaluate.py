@@ -10,6 +10,8 @@ from PIL import Image
 
 from repair import evaluate as ev
 from repair.classical import CLASSICAL
+from repair.methods import builtin_methods
+from repair.results import ORACLES
 from repair.damage import DAMAGES, PLATE_DAMAGES
 
 SIZE = 32
@@ -39,7 +41,7 @@ def without_timing(result):
 
 
 def test_documented_structure(results):
-    names = ["damaged", *CLASSICAL, *ev.ORACLES]
+    names = ["damaged", *CLASSICAL, *ORACLES]
     assert set(results) >= {"settings", "methods", "rows", "skipped"}
     assert "per_damage" not in results
     assert list(results["methods"]) == names
@@ -110,7 +112,7 @@ def test_callables_and_generators_as_methods(photo_dir):
 
 def test_blind_classical_never_sees_the_true_mask(photo_dir):
     original = CLASSICAL["inpaint-sharpen"]
-    methods = ev.builtin_methods()
+    methods = builtin_methods()
     x = torch.zeros(1, 1, SIZE, SIZE)
     mask = torch.ones_like(x, dtype=torch.bool)
     blind, oracle = methods["inpaint-sharpen"](x, mask), methods["inpaint-sharpen-oracle"](x, mask)

@@ -1,4 +1,5 @@
-"""The package's layout: no import circles between modules of repair/, argparse only in *cli.py.
+"""The package's layout: no import circles between modules of repair/, argparse only in *cli.py,
+every module in a row of README's layer table and no import of a layer above its own.
 
 Imports are read from the source (every ``import``/``from`` at any depth, inside functions too),
 so a lazy import that closes a circle counts as much as one at the top of a file.
@@ -7,6 +8,7 @@ so a lazy import that closes a circle counts as much as one at the top of a file
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,39 @@ def test_argparse_only_in_cli_modules(path):
         return
     assert not any(m.split(".")[0] == "argparse" for m in imported_modules(path)), \
         f"{path.name} imports argparse: command-line code belongs in a *cli.py module"
+
+
+README = PACKAGE.parent / "README.md"
+
+
+def readme_layers() -> dict[str, int]:
+    """Module -> its row in README's layer table (0 at the top), e.g. ``{"repair.cli": 0}``."""
+    rows = re.findall(r"^\| ([a-z' ]+) \| (.+) \|$", README.read_text(), re.M)
+    layers = {}
+    for i, (_, modules) in enumerate(r for r in rows if r[0] != "layer"):
+        for name in re.findall(r"`(\w+)`", modules):
+            if (PACKAGE / f"{name}.py").is_file():
+                layers.setdefault(f"repair.{name}", i)
+    return layers
+
+
+def upward_imports(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """``a -> b`` for every import of a module in a layer above ``a``'s."""
+    return [f"{a} -> {b}" for a, targets in sorted(graph.items()) for b in sorted(targets)
+            if a in layers and b in layers and layers[b] < layers[a]]
+
+
+def test_readme_places_every_module_in_a_layer():
+    modules = {m for m in import_graph() if m.count(".") == 1 and not m.endswith("__main__")}
+    assert not modules - set(readme_layers()), "modules missing from README's layer table"
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    found = upward_imports(import_graph(), readme_layers())
+    assert not found, "imports against README's layers:\n" + "\n".join(found)
+
+
+def test_upward_imports_are_found():
+    graph = {"repair.images": {"repair.cli"}, "repair.cli": {"repair.images"}}
+    assert upward_imports(graph, {"repair.cli": 0, "repair.images": 8}) == [
+        "repair.images -> repair.cli"]

@@ -15,6 +15,7 @@ from repair import zoo
 from repair.checkpoint import net_record, save_checkpoint
 from repair.cli import main
 from repair.evaluate_cli import add_evaluate_arguments, run_evaluate
+from repair.methods import builtin_methods
 from repair.nets import PaperGenerator, UNetGenerator
 from repair.registry import HashMismatchError, sha256_file
 
@@ -214,7 +215,7 @@ def test_evaluate_command_default_is_everything(zoo_dir, photo_dir, tmp_path, ca
     assert main(["evaluate", "--clean", str(photo_dir), "--checkpoints", str(zoo_dir), "--limit",
                  "1", "--size", str(SIZE), "--json", str(out), "--no-progress"]) == 0
     names = json.loads(out.read_text())["settings"]["methods"]
-    assert names == [*ev.builtin_methods(), "paper-a", "unet-a"]
+    assert names == [*builtin_methods(), "paper-a", "unet-a"]
 
 
 def test_evaluate_command_unknown_name(zoo_dir, photo_dir, capsys):
