@@ -21,37 +21,17 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from repair import metrics
 from repair.damage import DAGUERREOTYPE_MIX, DAMAGES, PAPER_MIX, PLATE_DAMAGES, damage
-from repair.images import ImageError, find_images, load_gray
+from repair.images import ImageError, center_square, find_images, load_gray
 from repair.methods import Restorer, resolve_methods
 from repair.results import format_table, save_json
 
-__all__ = ["center_square", "load_clean_images", "damage_settings", "evaluate", "summarise",
+__all__ = ["load_clean_images", "damage_settings", "evaluate", "summarise",
            "format_table", "save_json"]
 
 SCORES = ("psnr", "ssim", "edge", "lpips")
-
-
-def center_square(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre-crop to a square and resize (antialiased bilinear) to ``size x size``.
-
-    Args:
-        x: ``(1, H, W)`` or ``(B, 1, H, W)`` in ``[-1, 1]``.
-        size: output side in pixels.
-    """
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = x[..., top:top + side, left:left + side]
-    if side == size:
-        return square.clone()
-    batch = square if square.dim() == 4 else square[None]
-    out = F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True,
-                        align_corners=False).clamp(-1, 1)
-    return out if square.dim() == 4 else out[0]
 
 
 def load_clean_images(folder: str | Path, size: int = 256, limit: int | None = None,

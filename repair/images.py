@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FRAMES", "ImageError", "find_images", "frame_count",
     "read_image", "to_gray_array", "load_gray", "to_unit", "from_unit", "to_uint8", "save_gray",
-    "atomic_write_bytes", "clean_stale_temporaries",
+    "atomic_write_bytes", "clean_stale_temporaries", "center_square",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm",
@@ -261,3 +262,22 @@ def clean_stale_temporaries(paths, min_age: float = 60.0) -> int:
             except FileNotFoundError:
                 pass
     return removed
+
+
+def center_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop to a square and resize (antialiased bilinear) to ``size x size``.
+
+    Args:
+        x: ``(1, H, W)`` or ``(B, 1, H, W)`` in ``[-1, 1]``.
+        size: output side in pixels.
+    """
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = x[..., top:top + side, left:left + side]
+    if side == size:
+        return square.clone()
+    batch = square if square.dim() == 4 else square[None]
+    out = F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True,
+                        align_corners=False).clamp(-1, 1)
+    return out if square.dim() == 4 else out[0]

@@ -103,8 +103,7 @@ def run_invert(args: argparse.Namespace) -> int:
     """Run ``repair invert`` from parsed arguments; returns the exit status (0 ok, 1 a failure)."""
     from repair.batch import check_out_dir, expand_inputs, plan_all, run_batch
     from repair.device import pick_device
-    from repair.evaluate import center_square
-    from repair.images import clean_stale_temporaries, load_gray, save_gray
+    from repair.images import center_square, clean_stale_temporaries, load_gray, save_gray
 
     # options, device, inputs and every output are checked before any weights load
     if args.mask is not None and not Path(args.mask).exists():

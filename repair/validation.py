@@ -29,16 +29,15 @@ def validation_photos(folder: str | os.PathLike | None = None, size: int = 256, 
     Returns:
         ``(N, 1, size, size)`` in ``[-1, 1]``.
     """
-    from repair import evaluate, images
+    from repair import images
     from repair.config import data_root
     from repair.data import split_files
 
-    center_square = getattr(images, "center_square", None) or evaluate.center_square
     folder = Path(folder) if folder is not None else data_root() / "train"
     _, val = split_files(images.find_images(folder), val_fraction, seed)
     if not val:
         raise FileNotFoundError(f"{folder}: too few photos for a validation split")
-    return torch.stack([center_square(images.load_gray(p), size) for p in val[:limit]])
+    return torch.stack([images.center_square(images.load_gray(p), size) for p in val[:limit]])
 
 
 def validation_psnr(methods: dict, x_clean: torch.Tensor, seed: int = 0) -> dict[str, float]:

@@ -15,7 +15,7 @@ import torch
 from repair import metrics, zoo
 from repair.damage import PAPER_MIX, damage
 from repair.data import skimage_photos
-from repair.evaluate import center_square
+from repair.images import center_square
 from repair.restore import DEFAULT_MODEL
 
 pytestmark = pytest.mark.usefixtures("one_thread")

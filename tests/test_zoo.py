@@ -237,8 +237,7 @@ def test_validation_photos_are_the_training_split_never_eval(tmp_path):
     x = validation_photos(tmp_path, size=32, limit=5)
     assert x.shape == (2, 1, 32, 32)                        # 10% of 20 photos
     _, val = split_files(find_images(tmp_path), 0.1, 0)
-    from repair.evaluate import center_square
-    from repair.images import load_gray
+    from repair.images import center_square, load_gray
     assert torch.equal(x[0], center_square(load_gray(val[0]), 32))
     scores = validation_psnr({"damaged": lambda xd, m: xd, "clean?": lambda xd, m: xd * 0}, x)
     assert set(scores) == {"damaged", "clean?"} and scores["damaged"] > scores["clean?"]
