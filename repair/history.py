@@ -132,7 +132,7 @@ def plot_rounds(history: dict[str, list], title: str = "", smooth: int = 100):
     twin = right.twinx() if cycles and "val_mask_f1" in cycles[0][0] else None
     for n, rounds in enumerate(cycles):
         steps = [r["step"] for r in rounds]
-        first = {} if n else {"label": True}
+        first = n == 0          # one legend entry per curve, not per cycle
         right.plot(steps, [r["val_psnr"] for r in rounds], "o-", ms=3, color="C0",
                    label="PSNR output" if first else None)
         right.plot(steps, [r["val_psnr_damaged"] for r in rounds], ":", color="C3",

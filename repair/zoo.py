@@ -88,12 +88,6 @@ def models_in(folder: str | os.PathLike) -> dict[str, Path]:
     return {name: path for name, path in found.items() if _is_restorer(path)}
 
 
-def _committed_models() -> dict[str, Path]:
-    """Every committed restorer by name: its file where it is, else where the cache will keep it
-    (the manifest lists restorers only; a damaged file is reported when it loads)."""
-    return committed_files()
-
-
 def profile_folder(profile: str, folder: str | os.PathLike | None = None) -> Path | None:
     """The root folder a notebook compares at ``profile``: ``folder`` if given; at ``paper``,
     chapter 03's runs (:data:`PAPER_RUNS`, relative to the working folder) when they hold a
@@ -124,7 +118,8 @@ def available_models(root: str | os.PathLike | None = None, fallback: Folders = 
         fallback: folder(s) searched, in order, only when ``root`` holds no generator
             (default: ``$REPAIR_CHECKPOINTS``). The first one holding any wins.
     """
-    found = _committed_models() if root is None else models_in(root)
+    # the manifest lists restorers only; a damaged file is reported when it loads
+    found = committed_files() if root is None else models_in(root)
     if found:
         return found
     for folder in _fallback_folders(fallback):
