@@ -22,7 +22,7 @@ import torch
 from repair.damage import damage
 from repair.data import fit_size, random_rescale
 
-__all__ = ["DAMAGE_ODDS", "CLEAN_SHARE", "STRENGTHS", "restraint_mix", "RestraintPairs",
+__all__ = ["DAMAGE_ODDS", "CLEAN_SHARE", "STRENGTHS", "LONE_DAMAGES", "restraint_mix", "RestraintPairs",
            "fixed_pairs", "training_photos"]
 
 DAMAGE_ODDS = {"blur": 0.5, "splotches": 0.5, "cracks": 0.5, "contrast": 0.5,
@@ -37,26 +37,40 @@ CLEAN_SHARE = 0.15
 STRENGTHS = (0.05, 1.0)
 """Range of the strength of a damage that is on (uniform): its whole range, from faint to worst."""
 
+LONE_DAMAGES = ("blur", "splotches", "cracks", "contrast")
+"""The damages a *lone-damage* pair (``single_share``) draws from, uniformly: the paper's four.
+Independent odds of 0.5 make a photo with blur and nothing else rare (about 3% of pairs); a
+restorer that seldom sees one damage alone learns to change more than that damage."""
+
 
 def restraint_mix(rng: np.random.Generator, odds: dict[str, float] | None = None,
                   clean_share: float = CLEAN_SHARE,
-                  strengths: tuple[float, float] = STRENGTHS) -> dict[str, float]:
-    """Strengths for one pair: each damage on with its probability, or all off (clean pair).
+                  strengths: tuple[float, float] = STRENGTHS,
+                  single_share: float = 0.0) -> dict[str, float]:
+    """Strengths for one pair: each damage on with its probability, or all off (clean pair),
+    or (with probability ``single_share``, among the pairs that are not clean) one damage alone.
 
     Args:
         rng: the random generator of this pair.
         odds: probability per damage name (default :data:`DAMAGE_ODDS`).
         clean_share: probability of a clean pair (every strength 0).
         strengths: ``(low, high)`` range of the strength of a damage that is on.
+        single_share: probability that a damaged pair has exactly one of :data:`LONE_DAMAGES`,
+            chosen uniformly (0: every pair follows ``odds``; the draws then match earlier
+            versions, so old runs replay exactly).
     """
     odds = DAMAGE_ODDS if odds is None else odds
     low, high = strengths
     if not 0 <= low <= high <= 1:
         raise ValueError(f"strengths must be (low, high) with 0 <= low <= high <= 1, got {strengths}")
-    if not 0 <= clean_share <= 1:
-        raise ValueError(f"clean_share must be a probability in [0, 1], got {clean_share}")
+    for name, share in (("clean_share", clean_share), ("single_share", single_share)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {share}")
     clean = rng.random() < clean_share
     draws = {name: (rng.random() < p, float(rng.uniform(low, high))) for name, p in odds.items()}
+    if single_share and rng.random() < single_share:  # one damage alone (draws above unused)
+        lone = LONE_DAMAGES[int(rng.integers(len(LONE_DAMAGES)))]
+        draws = {name: (name == lone, strength) for name, (_, strength) in draws.items()}
     return {name: strength if on and not clean else 0.0 for name, (on, strength) in draws.items()}
 
 
@@ -75,12 +89,13 @@ class RestraintPairs:
         seed: base seed; batch ``step`` uses the generator ``[seed, step]``.
         scale: shrink each photo by a random factor in this range before cropping (never below
             the crop), so the network sees detail at the scales of photos resized for it.
-        odds, clean_share, strengths: see :func:`restraint_mix`.
+        odds, clean_share, strengths, single_share: see :func:`restraint_mix`.
     """
 
     def __init__(self, photos: Sequence[Path | torch.Tensor], seed: int = 0,
                  scale: tuple[float, float] = (0.4, 1.0), odds: dict[str, float] | None = None,
-                 clean_share: float = CLEAN_SHARE, strengths: tuple[float, float] = STRENGTHS):
+                 clean_share: float = CLEAN_SHARE, strengths: tuple[float, float] = STRENGTHS,
+                 single_share: float = 0.0):
         from repair.images import load_gray
 
         if len(photos) == 0:
@@ -88,6 +103,7 @@ class RestraintPairs:
         self.photos = [p if isinstance(p, torch.Tensor) else load_gray(p) for p in photos]
         self.seed, self.scale = seed, scale
         self.odds, self.clean_share, self.strengths = odds, clean_share, strengths
+        self.single_share = single_share
 
     def sample(self, rng: np.random.Generator, size: int, damage_seed: list[int]
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -95,7 +111,7 @@ class RestraintPairs:
         photo = self.photos[int(rng.integers(len(self.photos)))]
         photo = random_rescale(photo, size, self.scale, rng)
         x_clean = _augment(fit_size(photo, size, rng), rng)
-        mix = restraint_mix(rng, self.odds, self.clean_share, self.strengths)
+        mix = restraint_mix(rng, self.odds, self.clean_share, self.strengths, self.single_share)
         x_damaged, mask = damage(x_clean, seed=[damage_seed], **mix)
         return x_clean, x_damaged, mask
 

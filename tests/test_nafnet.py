@@ -11,7 +11,7 @@ from repair.nafnet import MaskedNAFRestorer, NAFBlock
 from repair.nets import build_generator
 from repair.masks import mask_scores
 from repair.restorer_train import Schedule, crop_at, learning_rate, validate_restorer
-from repair.synth import CLEAN_SHARE, RestraintPairs, fixed_pairs, restraint_mix
+from repair.synth import CLEAN_SHARE, LONE_DAMAGES, RestraintPairs, fixed_pairs, restraint_mix
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,6 +82,24 @@ def test_restraint_mix_draws_single_mixed_and_clean():
     assert min(strengths) < 0.1 and max(strengths) > 0.95      # the whole range
     with pytest.raises(ValueError):
         restraint_mix(rng, clean_share=2)
+
+
+def test_lone_damages_are_one_of_the_paper_four_alone():
+    rng = np.random.default_rng(1)
+    mixes = [restraint_mix(rng, single_share=0.5) for _ in range(4000)]
+    on = [tuple(name for name, v in m.items() if v > 0) for m in mixes]
+    damaged = [names for names in on if names]
+    lone = [names[0] for names in damaged if len(names) == 1]
+    assert len(lone) / len(damaged) > 0.5                  # half drawn alone, plus the odds' few
+    for name in LONE_DAMAGES:                              # each of the four, about equally
+        assert 0.2 < lone.count(name) / len(lone) < 0.3
+    assert sum(len(names) > 1 for names in damaged) / len(damaged) > 0.3   # mixes still occur
+    # single_share 0 draws exactly what earlier versions drew (old runs replay)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [restraint_mix(a) for _ in range(50)] == [restraint_mix(b, single_share=0.0)
+                                                     for _ in range(50)]
+    with pytest.raises(ValueError, match="single_share"):
+        restraint_mix(rng, single_share=-0.1)
 
 
 def test_pairs_are_a_function_of_the_step(photo):

@@ -1,0 +1,81 @@
+"""Do-no-harm figures of restorer checkpoints on the validation split (never on ``eval/``).
+
+    python benchmarks/restraint.py checkpoints/restorer-book.pt runs/restorer3/G_best.pt
+    python benchmarks/restraint.py checkpoints/restorer-book.pt --limit 12 --draws 0 1
+
+Choosing between training cycles must not look at the measuring photos of chapter 04, so this
+script scores candidates on the first ``--limit`` photos of the validation split carved out of
+``../shared/data/train`` (centre squares at 256x256, photo i damaged with seed i): the paper's mix,
+each damage alone at its strength in that mix and clean input, with PSNR in and out, how many
+photos came back worse than they went in, and how the error splits between the pixels the damage
+head flags and the rest (a false alarm on a photo with no such damage shows up as in-mask error).
+Then the networks are rescored on the training runs' own validation draws (each photo with its own
+random damage, :func:`repair.synth.fixed_pairs`, seed per ``--draws``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from repair.checkpoint import load_generator
+from repair.damage import damage
+from repair.evaluate import damage_settings
+from repair.metrics import psnr
+from repair.restorer_train import validate_restorer
+from repair.synth import fixed_pairs, training_photos
+from repair.validation import validation_photos
+
+
+def per_damage(net: torch.nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Scores of ``net`` on ``x`` for the paper's mix, each damage alone and clean input."""
+    rows = {}
+    for name, strengths in damage_settings(per_damage=True).items():
+        if name == "daguerreotype":
+            continue
+        x_damaged = torch.cat([damage(x[i:i + 1], seed=i, **strengths)[0] for i in range(len(x))])
+        with torch.no_grad():
+            out, logits = net(x_damaged, with_mask=True)
+        flagged = (torch.sigmoid(logits) > 0.5).float()
+        p_in, p_out = psnr(x_damaged, x).clamp(max=60), psnr(out, x).clamp(max=60)
+        rows[name] = {"in": float(p_in.mean()), "out": float(p_out.mean()),
+                      "worse": int((p_out < p_in).sum()), "flagged": float(flagged.mean()),
+                      "mse_flagged": float(((out - x) ** 2 * flagged).mean()),
+                      "mse_rest": float(((out - x) ** 2 * (1 - flagged)).mean())}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", help="restorer checkpoints to compare")
+    parser.add_argument("--limit", type=int, default=24, help="validation photos per damage")
+    parser.add_argument("--draws", type=int, nargs="*", default=[0, 1, 2],
+                        help="seeds of the training runs' validation draws to rescore on")
+    parser.add_argument("--draw-limit", type=int, default=48, help="photos per validation draw")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    x = validation_photos(size=256, limit=args.limit)
+    _, val_files = training_photos()
+    nets = {path: load_generator(path).eval() for path in args.checkpoints}
+    print(f"{len(x)} validation photos, 256x256, photo i damaged with seed i; PSNR capped at 60 dB")
+    print("| checkpoint | damage | PSNR in | PSNR out | worse | flagged | MSE flagged | MSE rest |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|")
+    for path, net in nets.items():
+        for name, r in per_damage(net, x).items():
+            print(f"| {path} | {name} | {r['in']:.2f} | {r['out']:.2f} | {r['worse']} of {len(x)} "
+                  f"| {r['flagged']:.3f} | {r['mse_flagged']:.5f} | {r['mse_rest']:.5f} |")
+    print(f"\nValidation draws ({args.draw_limit} photos each, PSNR capped at 50 dB, as in training)")
+    print("| checkpoint | draw | PSNR in | PSNR out | mask F1 |")
+    print("|---|--:|--:|--:|--:|")
+    for seed in args.draws:
+        pairs = fixed_pairs(val_files[:args.draw_limit], size=256, seed=seed)
+        for path, net in nets.items():
+            r = validate_restorer(net, *pairs)
+            print(f"| {path} | {seed} | {r['val_psnr_damaged']:.2f} | {r['val_psnr']:.2f} "
+                  f"| {r.get('val_mask_f1', float('nan')):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
