@@ -22,8 +22,8 @@ import torch
 from repair.damage import damage
 from repair.data import fit_size, random_rescale
 
-__all__ = ["DAMAGE_ODDS", "CLEAN_SHARE", "STRENGTHS", "LONE_DAMAGES", "restraint_mix", "RestraintPairs",
-           "fixed_pairs", "training_photos"]
+__all__ = ["DAMAGE_ODDS", "CLEAN_SHARE", "STRENGTHS", "LONE_DAMAGES", "restraint_mix",
+           "RestraintPairs", "fixed_pairs", "training_photos"]
 
 DAMAGE_ODDS = {"blur": 0.5, "splotches": 0.5, "cracks": 0.5, "contrast": 0.5,
                "scratches": 0.2, "dust": 0.2, "tarnish": 0.1, "haze": 0.1}
