@@ -4,7 +4,10 @@ A restorer trained on one fixed damage mix learns to *always* change a photo; gi
 damaged or clean one it over-corrects. Here, as in SCUNet's and Real-ESRGAN's data pipelines,
 every damage is switched on independently with its own probability (:data:`DAMAGE_ODDS`), with a
 strength drawn over its whole range, and a share of the pairs (:data:`CLEAN_SHARE`) is left clean
-with the identity as its target. Single damages, mixes and no damage at all all occur.
+with the identity as its target. Single damages, mixes and no damage at all all occur. A share
+of the crops (``decoy_share``) also gets *decoys* painted in before the damage: straight lines,
+grids and hard-edged shapes that look like cracks and stains but belong to the photo
+(:mod:`repair.decoys`), so the network learns to keep a tripod's legs and a wall's mortar.
 
 :class:`RestraintPairs` is step-indexed: batch ``step`` is a pure function of ``(seed, step)``, so
 a run resumed at step ``s`` sees exactly the batches it would have seen (no state to save).
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from repair.damage import damage
+from repair.decoys import paint_decoys
 from repair.data import fit_size, random_rescale
 
 __all__ = ["DAMAGE_ODDS", "CLEAN_SHARE", "STRENGTHS", "LONE_DAMAGES", "restraint_mix",
@@ -90,20 +94,25 @@ class RestraintPairs:
         scale: shrink each photo by a random factor in this range before cropping (never below
             the crop), so the network sees detail at the scales of photos resized for it.
         odds, clean_share, strengths, single_share: see :func:`restraint_mix`.
+        decoy_share: share of crops that get a set of decoys painted in before damage (content
+            that looks like damage and must be kept; see :mod:`repair.decoys`). 0 draws exactly
+            what earlier versions drew.
     """
 
     def __init__(self, photos: Sequence[Path | torch.Tensor], seed: int = 0,
                  scale: tuple[float, float] = (0.4, 1.0), odds: dict[str, float] | None = None,
                  clean_share: float = CLEAN_SHARE, strengths: tuple[float, float] = STRENGTHS,
-                 single_share: float = 0.0):
+                 single_share: float = 0.0, decoy_share: float = 0.0):
         from repair.images import load_gray
 
         if len(photos) == 0:
             raise ValueError("no photos given")
+        if not 0 <= decoy_share <= 1:
+            raise ValueError(f"decoy_share must be a probability in [0, 1], got {decoy_share}")
         self.photos = [p if isinstance(p, torch.Tensor) else load_gray(p) for p in photos]
         self.seed, self.scale = seed, scale
         self.odds, self.clean_share, self.strengths = odds, clean_share, strengths
-        self.single_share = single_share
+        self.single_share, self.decoy_share = single_share, decoy_share
 
     def sample(self, rng: np.random.Generator, size: int, damage_seed: list[int]
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,6 +120,8 @@ class RestraintPairs:
         photo = self.photos[int(rng.integers(len(self.photos)))]
         photo = random_rescale(photo, size, self.scale, rng)
         x_clean = _augment(fit_size(photo, size, rng), rng)
+        if self.decoy_share and rng.random() < self.decoy_share:
+            x_clean = paint_decoys(x_clean, rng)
         mix = restraint_mix(rng, self.odds, self.clean_share, self.strengths, self.single_share)
         x_damaged, mask = damage(x_clean, seed=[damage_seed], **mix)
         return x_clean, x_damaged, mask

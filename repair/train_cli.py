@@ -282,18 +282,21 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
     if args.val_limit:
         val_photos = val_photos[:args.val_limit]
     val_size = args.val_size or (schedule.final_crop if cfg.profile != "tiny" else crop)
-    pairs = RestraintPairs(train_photos, seed=args.seed, single_share=args.single_share)
+    pairs = RestraintPairs(train_photos, seed=args.seed, single_share=args.single_share,
+                           decoy_share=args.decoy_share)
     val = fixed_pairs(val_photos, size=val_size, seed=args.seed)
     settings = {"profile": cfg.profile, "data": str(args.data or ""), "crop": crop,
                 "final_crop": schedule.final_crop, "total_steps": total,
                 "batch_size": args.batch_size or recipe.batch_size,
                 "train_photos": len(train_photos), "val_photos": len(val_photos),
-                "val_size": val_size, "init": args.init, "single_share": args.single_share}
+                "val_size": val_size, "init": args.init, "single_share": args.single_share,
+                "decoy_share": args.decoy_share}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
                       **settings)
     _start(state, args, out, "cpu", 0, total)
     clean_stale_checkpoint_temporaries(out)
-    callbacks: list[Callback] = [HistoryWriter(out), Checkpointer(out, args.save_every or 50)]
+    callbacks: list[Callback] = [HistoryWriter(out),
+                                 Checkpointer(out, args.save_every or 50, args.keep_epochs)]
     if args.time_limit:
         callbacks.append(TimeLimit(args.time_limit))
     start = time.time()

@@ -76,6 +76,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--single-share", type=float, default=0.0, metavar="P",
                    help="restorer recipe: share of damaged training pairs with one damage alone "
                         "(blur, splotches, cracks or contrast; default 0: independent odds only)")
+    p.add_argument("--decoy-share", type=float, default=0.0, metavar="P",
+                   help="restorer recipe: share of training crops with decoys painted in before "
+                        "damage (lines, grids, shapes to keep; default 0: none)")
     return p
 
 
@@ -100,9 +103,11 @@ def check_train_arguments(args: argparse.Namespace) -> Path:
                              "it out for the default)")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr {args.lr}: must be a positive number (e.g. 2e-4)")
-    single = getattr(args, "single_share", 0.0)
-    if not (math.isfinite(single) and 0 <= single <= 1):
-        raise ValueError(f"--single-share {single}: must be a probability between 0 and 1")
+    for name in ("single_share", "decoy_share"):
+        share = getattr(args, name, 0.0)
+        if not (math.isfinite(share) and 0 <= share <= 1):
+            raise ValueError(f"--{name.replace('_', '-')} {share}: must be a probability "
+                             "between 0 and 1")
     if args.time_limit is not None and not args.time_limit > 0:
         raise ValueError(f"--time-limit {args.time_limit}: must be a positive number of seconds")
     if args.scale is not None and not 0 < args.scale[0] <= args.scale[1] <= 4:
