@@ -6,7 +6,8 @@
 Choosing between training cycles must not look at the measuring photos of chapter 04, so this
 script scores candidates on the first ``--limit`` photos of the validation split carved out of
 ``../shared/data/train`` (centre squares at 256x256, photo i damaged with seed i): the paper's mix,
-each damage alone at its strength in that mix and clean input, with PSNR in and out, how many
+each damage alone at its strength in that mix, clean input, and clean photos with decoys painted
+in (:mod:`repair.decoys`; the photo with its decoys is the target), with PSNR in and out, how many
 photos came back worse than they went in, and how the error splits between the pixels the damage
 head flags and the rest (a false alarm on a photo with no such damage shows up as in-mask error).
 Then the networks are rescored on the training runs' own validation draws (each photo with its own
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from repair.checkpoint import load_generator
 from repair.damage import damage
+from repair.decoys import paint_decoys
 from repair.evaluate import damage_settings
 from repair.metrics import psnr
 from repair.restorer_train import validate_restorer
@@ -28,21 +31,30 @@ from repair.synth import fixed_pairs, training_photos
 from repair.validation import validation_photos
 
 
-def per_damage(net: torch.nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
-    """Scores of ``net`` on ``x`` for the paper's mix, each damage alone and clean input."""
-    rows = {}
+def cases(x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``name -> (target, damaged input)``: the paper's mix, each damage alone, clean input, and
+    clean photos with decoys painted in (lines, grids, shapes that belong to the photo, seed i)."""
+    out = {}
     for name, strengths in damage_settings(per_damage=True).items():
-        if name == "daguerreotype":
-            continue
-        x_damaged = damage(x, seed=[[i, 0] for i in range(len(x))], **strengths)[0]  # photo i: seed i
+        if name != "daguerreotype":  # photo i: seed i
+            out[name] = (x, damage(x, seed=[[i, 0] for i in range(len(x))], **strengths)[0])
+    decoyed = torch.stack([paint_decoys(p, np.random.default_rng([i, 1])) for i, p in enumerate(x)])
+    out["decoys"] = (decoyed, decoyed)
+    return out
+
+
+def per_damage(net: torch.nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Scores of ``net`` on ``x`` for every case of :func:`cases`."""
+    rows = {}
+    for name, (target, x_damaged) in cases(x).items():
         with torch.no_grad():
             out, logits = net(x_damaged, with_mask=True)
         flagged = (torch.sigmoid(logits) > 0.5).float()
-        p_in, p_out = psnr(x_damaged, x).clamp(max=60), psnr(out, x).clamp(max=60)
+        p_in, p_out = psnr(x_damaged, target).clamp(max=60), psnr(out, target).clamp(max=60)
         rows[name] = {"in": float(p_in.mean()), "out": float(p_out.mean()),
                       "worse": int((p_out < p_in).sum()), "flagged": float(flagged.mean()),
-                      "mse_flagged": float(((out - x) ** 2 * flagged).mean()),
-                      "mse_rest": float(((out - x) ** 2 * (1 - flagged)).mean())}
+                      "mse_flagged": float(((out - target) ** 2 * flagged).mean()),
+                      "mse_rest": float(((out - target) ** 2 * (1 - flagged)).mean())}
     return rows
 
 

@@ -19,8 +19,9 @@ from repair.images import center_square
 from repair.restore import DEFAULT_MODEL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-NOT_YET = ("issue 13: the committed restorer still makes some photos worse (on brick it flags the "
-           "mortar as cracks and darkens the whole photo); benchmarks/quality.py has the figures "
+NOT_YET = ("issue 13: the committed restorer still makes brick worse: it takes the wall's bright "
+           "mortar for cracks and paints it over (19.4 dB clean; with blur alone brick loses 10.9 dB "
+           "while the other five photos move by under 0.5 dB); benchmarks/quality.py has the figures "
            "on chapter 04's photos")
 
 
@@ -60,18 +61,18 @@ def test_clean_photos_come_back_nearly_unchanged(net_R, x_clean):
 def test_clean_photos_floor(net_R, x_clean):
     """Not the target: the level the committed weights reach. Cycle 1 of restorer-book
     returned 5 of these 6 photos above 34 dB (mean 34.9); cycle 2 4 of 6 (camera 30.8 dB, mean
-    35.0); cycle 3, kept for its gains on the validation photos (clean ones returned at 43.3 dB
-    instead of 41.7, splotches and cracks alone 0.85 dB better), 4 of 6 (camera 28.9, mean 34.8).
-    Brick stays near 18 dB in every cycle: the head flags 28% of it (the mortar) and the whole
-    photo comes back darker (mean shift -0.18; checkpoints/MANIFEST.md has the cycles)."""
+    35.0); cycle 3 4 of 6 (camera 28.9, mean 34.8): it erased the tripod's legs, bright straight
+    lines, as cracks. Cycle 4, trained with decoys (straight lines, grids and hard-edged shapes
+    that belong to the photo), 4 of 6 (camera 30.9, brick 19.4, the other four 41.8-56.4; mean
+    38.9). Brick stays near 18-19 dB in every cycle: the head flags 23-28% of it, the mortar, and
+    the restoring branch paints it over (checkpoints/MANIFEST.md has the cycles)."""
     scores = metrics.psnr(restore(net_R, x_clean), x_clean)
-    assert (scores >= 34).sum() >= 4 and scores.mean() >= 34, scores.tolist()
+    assert (scores >= 34).sum() >= 4 and scores.mean() >= 37, scores.tolist()
 
 
 @pytest.mark.parametrize("name", [
     pytest.param("blur", marks=pytest.mark.xfail(strict=True, reason=NOT_YET)),
-    pytest.param("splotches", marks=pytest.mark.xfail(strict=True, reason=NOT_YET)),
-    "cracks", "contrast"])
+    "splotches", "cracks", "contrast"])
 def test_one_damage_is_not_made_worse(net_R, x_clean, name):
     x_damaged = one_damage(x_clean, name)
     before = metrics.psnr(x_damaged, x_clean)
