@@ -49,7 +49,8 @@ def _grid(canvas: np.ndarray, rng: np.random.Generator) -> None:
     period, width = rng.uniform(8, 32), int(rng.integers(2, 5))
     reach = int(math.ceil(1.5 * size / period)) + 1
     angle = rng.uniform(0, np.pi)
-    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    along = np.array([np.cos(angle), np.sin(angle)])
+    across = np.array([-along[1], along[0]])
     middle = np.full(2, size / 2) + rng.uniform(-period, period, 2)
     for k in range(-reach, reach + 1):  # the long lines
         base = middle + k * period * across

@@ -144,10 +144,15 @@ def plot_rounds(history: dict[str, list], title: str = "", smooth: int = 100):
             start = cycles[n - 1][-1]["step"]
             for ax in (left, right):
                 ax.axvline(start, color="0.5", lw=0.8, ls="--")
+            # alternate rows, so that the labels of two short cycles do not overlap
             right.annotate(f"cycle {n + 1}", (start, 1), xycoords=("data", "axes fraction"),
-                           xytext=(3, -10), textcoords="offset points", fontsize=7)
+                           xytext=(3, -10 - 9 * (n % 2 == 0)), textcoords="offset points",
+                           fontsize=7)
     if cycles:
         right.set(xlabel="step", ylabel="PSNR (dB)", title=f"{title} validation".strip())
+        if len(cycles) > 1:  # headroom for the cycle labels above the curves
+            low, high = right.get_ylim()
+            right.set_ylim(low, high + 0.15 * (high - low))
         lines, labels = right.get_legend_handles_labels()
         if twin is not None:
             twin.set(ylabel="F1", ylim=(0, 1))

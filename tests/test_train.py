@@ -310,3 +310,29 @@ def test_command_line_fine_tunes_on_the_plate_mix(tmp_path):
     assert settings["init"] == str(tmp_path / "a" / "last.pt")
     with pytest.raises(SystemExit):
         parse("--mix", "sepia")
+
+
+def test_cycle_labels_of_short_cycles_stay_apart_and_above_the_curves():
+    """plot_rounds labels every later cycle at its start; two short cycles side by side (one of
+    the restorer's had 7 rounds where another had 22) must not print over each other, and no
+    label may sit on a curve."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from repair import history
+
+    rounds, step = [], 0
+    for cycle, count, level in ((1, 22, 27.5), (2, 6, 23.5), (3, 7, 27.0), (4, 6, 28.5)):
+        for k in range(count):
+            step += 100
+            rounds.append({"step": step, "cycle": cycle, "val_psnr": level + 0.2 * k,
+                           "val_psnr_damaged": level - 0.5, "val_mask_f1": 0.4})
+    fig = history.plot_rounds({"steps": [], "epochs": rounds})
+    right = fig.axes[1]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in right.texts]
+    assert [t.get_text() for t in right.texts] == ["cycle 2", "cycle 3", "cycle 4"]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    highest = max(r["val_psnr"] for r in rounds)
+    top_of_curves = right.transData.transform((0, highest))[1]
+    assert all(box.y0 > top_of_curves for box in boxes)
