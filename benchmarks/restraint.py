@@ -43,10 +43,11 @@ def cases(x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def per_damage(net: torch.nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
-    """Scores of ``net`` on ``x`` for every case of :func:`cases`."""
+def per_damage(net: torch.nn.Module, inputs: dict[str, tuple[torch.Tensor, torch.Tensor]]
+               ) -> dict[str, dict[str, float]]:
+    """Scores of ``net`` on every ``name -> (target, damaged input)`` of :func:`cases`."""
     rows = {}
-    for name, (target, x_damaged) in cases(x).items():
+    for name, (target, x_damaged) in inputs.items():
         with torch.no_grad():
             out, logits = net(x_damaged, with_mask=True)
         flagged = (torch.sigmoid(logits) > 0.5).float()
@@ -69,13 +70,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x = validation_photos(size=256, limit=args.limit)
+    inputs = cases(x)  # damaged once, scored for every checkpoint
     _, val_files = training_photos()
     nets = {path: load_generator(path).eval() for path in args.checkpoints}
     print(f"{len(x)} validation photos, 256x256, photo i damaged with seed i; PSNR capped at 60 dB")
     print("| checkpoint | damage | PSNR in | PSNR out | worse | flagged | MSE flagged | MSE rest |")
     print("|---|---|--:|--:|--:|--:|--:|--:|")
     for path, net in nets.items():
-        for name, r in per_damage(net, x).items():
+        for name, r in per_damage(net, inputs).items():
             print(f"| {path} | {name} | {r['in']:.2f} | {r['out']:.2f} | {r['worse']} of {len(x)} "
                   f"| {r['flagged']:.3f} | {r['mse_flagged']:.5f} | {r['mse_rest']:.5f} |")
     print(f"\nValidation draws ({args.draw_limit} photos each, PSNR capped at 50 dB, as in training)")

@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import torch
 
+from repair.damage import composite
+
 __all__ = ["DECOY_KINDS", "paint_decoys", "decoy_layer"]
 
 DECOY_KINDS = ("lines", "grid", "shapes")
@@ -86,8 +88,9 @@ _PAINTERS = {"lines": _lines, "grid": _grid, "shapes": _shapes}
 
 
 def decoy_layer(height: int, width: int, rng: np.random.Generator, kind: str | None = None
-                ) -> tuple[np.ndarray, float]:
-    """Coverage of one decoy set: ``(alpha (H, W) float32 in [0, 1], tone)``.
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One decoy set as a layer of :mod:`repair.layers`: ``(alpha, tone)``, both float32
+    ``(H, W)``: its opacity in ``[0, 1]`` and the one tone it paints.
 
     Args:
         kind: one of :data:`DECOY_KINDS`, or ``None`` for a random one.
@@ -98,8 +101,8 @@ def decoy_layer(height: int, width: int, rng: np.random.Generator, kind: str | N
         raise ValueError(f"unknown decoy kind {kind!r}; choose from {', '.join(DECOY_KINDS)}")
     canvas = np.zeros((height, width), np.uint8)
     _PAINTERS[kind](canvas, rng)
-    opacity = rng.uniform(0.5, 1.0)
-    return canvas.astype(np.float32) / 255.0 * opacity, float(rng.uniform(-1.0, 1.0))
+    alpha = canvas.astype(np.float32) / 255.0 * rng.uniform(0.5, 1.0)
+    return alpha, np.full((height, width), rng.uniform(-1.0, 1.0), np.float32)
 
 
 def paint_decoys(x: torch.Tensor, rng: np.random.Generator, kind: str | None = None
@@ -110,6 +113,4 @@ def paint_decoys(x: torch.Tensor, rng: np.random.Generator, kind: str | None = N
     """
     if x.ndim != 3 or x.shape[0] != 1:
         raise ValueError(f"x must be one grayscale photo (1, H, W), got {tuple(x.shape)}")
-    alpha, tone = decoy_layer(*x.shape[-2:], rng, kind)
-    a = torch.from_numpy(alpha).to(x)
-    return x * (1 - a) + tone * a
+    return composite(x[0], *decoy_layer(*x.shape[-2:], rng, kind))[None]

@@ -146,7 +146,7 @@ def plot_rounds(history: dict[str, list], title: str = "", smooth: int = 100):
                 ax.axvline(start, color="0.5", lw=0.8, ls="--")
             # alternate rows, so that the labels of two short cycles do not overlap
             right.annotate(f"cycle {n + 1}", (start, 1), xycoords=("data", "axes fraction"),
-                           xytext=(3, -10 - 9 * (n % 2 == 0)), textcoords="offset points",
+                           xytext=(3, -10 if n % 2 else -19), textcoords="offset points",
                            fontsize=7)
     if cycles:
         right.set(xlabel="step", ylabel="PSNR (dB)", title=f"{title} validation".strip())
