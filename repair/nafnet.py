@@ -191,17 +191,28 @@ class MaskedNAFRestorer(nn.Module):
         mode = "reflect" if ph < h and pw < w else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
-    def forward(self, x_damaged: torch.Tensor, with_mask: bool = False):
-        """Restore ``(B, 1, H, W)`` in [-1, 1]; with ``with_mask`` also the damage logits."""
+    def forward(self, x_damaged: torch.Tensor, with_mask: bool = False,
+                mask: torch.Tensor | None = None):
+        """Restore ``(B, 1, H, W)`` in [-1, 1]; with ``with_mask`` also the damage logits.
+
+        ``mask`` (same shape, 1 or True = damaged) replaces the finder's guess: a mask drawn by
+        hand, or the true mask of synthetic damage to measure what finding costs
+        (``benchmarks/headroom.py``). The returned logits are then the finder's own guess.
+        """
         if x_damaged.ndim != 4 or x_damaged.shape[1] != 1:
             raise ValueError(f"x_damaged must have shape (B, 1, H, W) (grayscale batch), got "
                              f"{tuple(x_damaged.shape)}; add a batch axis with x.unsqueeze(0)")
+        if mask is not None and (self.finder is None or mask.shape != x_damaged.shape):
+            raise ValueError("mask must have the shape of x_damaged, " + (
+                f"got {tuple(mask.shape)} for {tuple(x_damaged.shape)}" if self.finder is not None
+                else "and this network has no mask branch (mask_width 0) to take it"))
         h, w = x_damaged.shape[-2:]
         x = self._pad(x_damaged)
         inputs, logits = x, None
         if self.finder is not None:
             logits = self.mask_head(self.finder(x)[0])             # (B, 1, H', W')
-            inputs = torch.cat([x, torch.sigmoid(logits)], dim=1)  # (B, 2, H', W')
+            found = torch.sigmoid(logits) if mask is None else self._pad(mask.to(x.dtype))
+            inputs = torch.cat([x, found], dim=1)                  # (B, 2, H', W')
         features, bottom = self.body(inputs)
         base = x
         if self.gain is not None:

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**kw):
-    return MaskedNAFRestorer(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1),
-                             mask_width=4, **kw)
+    kw = {"mask_width": 4, **kw}
+    return MaskedNAFRestorer(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), **kw)
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 64, 64), (1, 1, 37, 50), (1, 1, 7, 9)])
@@ -31,6 +31,25 @@ def test_untrained_network_is_exactly_the_identity(shape):
             y, logits = net(x, with_mask=True)
         assert torch.equal(y, x)
         assert logits.shape == x.shape
+
+
+def test_a_given_mask_replaces_the_finders_guess():
+    torch.manual_seed(0)
+    net = small().eval()
+    for p in net.parameters():  # a network that is no longer the identity
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(1, 1, 37, 50) * 2 - 1
+    none, full = torch.zeros_like(x, dtype=torch.bool), torch.ones_like(x)
+    with torch.no_grad():
+        own, logits = net(x, with_mask=True)
+        given_none, same_logits = net(x, with_mask=True, mask=none)
+        given_full = net(x, mask=full)
+    assert torch.equal(logits, same_logits)  # the finder still reports its own guess
+    assert not torch.equal(own, given_none) and not torch.equal(given_none, given_full)
+    with pytest.raises(ValueError, match="shape of x_damaged"):
+        net(x, mask=full[..., :-1])
+    with pytest.raises(ValueError, match="no mask branch"):
+        small(mask_width=0)(x, mask=full)
 
 
 def test_block_starts_as_identity_and_learns():
