@@ -19,10 +19,11 @@ from repair.images import center_square
 from repair.restore import DEFAULT_MODEL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-NOT_YET = ("issue 13: the committed restorer still makes brick worse: it takes the wall's "
-           "bright mortar for cracks and paints it over (19.4 dB clean; with blur alone brick "
-           "loses 10.9 dB while the other five photos move by under 0.5 dB); "
-           "benchmarks/quality.py has the figures on chapter 04's photos")
+NOT_YET = ("issue 13: the committed restorer still makes brick worse: its head flags the "
+           "wall's bright mortar as cracks, and its restoring branch darkens the bricks and "
+           "brightens the joints even when handed an empty mask (19.4 dB clean, 19.6 with "
+           "net_G(x, mask=0); with blur alone brick loses 10.9 dB while the other five photos "
+           "move by under 0.5 dB); benchmarks/quality.py has the figures on chapter 04's photos")
 
 
 @pytest.fixture(scope="module")
