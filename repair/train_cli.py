@@ -203,7 +203,8 @@ def run_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = get_recipe(args.recipe, **({"lr": args.lr} if args.lr else {}))
+    changes = {"lr": args.lr, "mask_pos_weight": getattr(args, "mask_pos_weight", None)}
+    recipe = get_recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None})
     try:
         if recipe.generator == "nafnet":
             return run_restorer(args, recipe, out)
@@ -266,7 +267,7 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
     """``repair train --recipe restorer``: step-based training on fresh damage every step."""
     from repair.config import get_config
     from repair.restorer_train import Schedule, fit_restorer
-    from repair.synth import RestraintPairs, fixed_pairs
+    from repair.synth import CLEAN_SHARE, RestraintPairs, fixed_pairs
 
     if args.imagenette:
         raise ValueError("--imagenette: the restorer recipe trains on a folder (--data), "
@@ -282,15 +283,17 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
     if args.val_limit:
         val_photos = val_photos[:args.val_limit]
     val_size = args.val_size or (schedule.final_crop if cfg.profile != "tiny" else crop)
+    clean_share = CLEAN_SHARE if args.clean_share is None else args.clean_share
     pairs = RestraintPairs(train_photos, seed=args.seed, single_share=args.single_share,
-                           decoy_share=args.decoy_share)
+                           decoy_share=args.decoy_share, clean_share=clean_share)
     val = fixed_pairs(val_photos, size=val_size, seed=args.seed)
     settings = {"profile": cfg.profile, "data": str(args.data or ""), "crop": crop,
                 "final_crop": schedule.final_crop, "total_steps": total,
                 "batch_size": args.batch_size or recipe.batch_size,
                 "train_photos": len(train_photos), "val_photos": len(val_photos),
                 "val_size": val_size, "init": args.init, "single_share": args.single_share,
-                "decoy_share": args.decoy_share}
+                "decoy_share": args.decoy_share, "clean_share": clean_share,
+                "mask_pos_weight": recipe.mask_pos_weight}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
                       **settings)
     _start(state, args, out, "cpu", 0, total)

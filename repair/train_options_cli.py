@@ -79,6 +79,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--decoy-share", type=float, default=0.0, metavar="P",
                    help="restorer recipe: share of training crops with decoys painted in before "
                         "damage (lines, grids, shapes to keep; default 0: none)")
+    p.add_argument("--clean-share", type=float, default=None, metavar="P",
+                   help="restorer recipe: share of clean training pairs, the identity as target "
+                        "(default 0.15)")
+    p.add_argument("--mask-pos-weight", type=float, default=None, metavar="W",
+                   help="restorer recipe: how much more a missed damaged pixel costs in the mask "
+                        "loss than a false alarm (default: the recipe's, 3)")
     return p
 
 
@@ -103,11 +109,15 @@ def check_train_arguments(args: argparse.Namespace) -> Path:
                              "it out for the default)")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr {args.lr}: must be a positive number (e.g. 2e-4)")
-    for name in ("single_share", "decoy_share"):
-        share = getattr(args, name, 0.0)
+    for name in ("single_share", "decoy_share", "clean_share"):
+        share = getattr(args, name, None) or 0.0
         if not (math.isfinite(share) and 0 <= share <= 1):
             raise ValueError(f"--{name.replace('_', '-')} {share}: must be a probability "
                              "between 0 and 1")
+    weight = getattr(args, "mask_pos_weight", None)
+    if weight is not None and not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"--mask-pos-weight {weight}: must be a positive number (1: a miss "
+                         "costs as much as a false alarm)")
     if args.time_limit is not None and not args.time_limit > 0:
         raise ValueError(f"--time-limit {args.time_limit}: must be a positive number of seconds")
     if args.scale is not None and not 0 < args.scale[0] <= args.scale[1] <= 4:

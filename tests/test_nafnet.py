@@ -161,12 +161,14 @@ def test_training_runs_resumes_and_releases(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--recipe", "restorer", "--profile", "tiny", "--out", str(out),
             "--val-every", "2", "--quiet"]
-    args += ["--keep-epochs", "--decoy-share", "0.5"]
+    args += ["--keep-epochs", "--decoy-share", "0.5", "--clean-share", "0.3",
+             "--mask-pos-weight", "1.5"]
     assert main([*args, "--max-steps", "2"]) == 0
     assert main([*args, "--max-steps", "4", "--resume"]) == 0
     state = read_checkpoint(out / "last.pt")
     assert state["global_step"] == 4 and state["settings"]["total_steps"] == 4
-    assert state["settings"]["decoy_share"] == 0.5
+    assert state["settings"]["decoy_share"] == 0.5 and state["settings"]["clean_share"] == 0.3
+    assert state["recipe"]["mask_pos_weight"] == 1.5   # the recipe with the change, resumable
     assert read_checkpoint(out / "epoch_01.pt")["global_step"] == 2   # every round kept
     assert read_checkpoint(out / "epoch_02.pt")["global_step"] == 4
     net = load_generator(out / "G_best.pt")
