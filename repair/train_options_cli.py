@@ -68,6 +68,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, help="also save OUT/last.pt every N steps")
     p.add_argument("--keep-epochs", action="store_true", help="keep one checkpoint per epoch")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return _add_restorer_arguments(p)
+
+
+def _add_restorer_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options only the ``restorer`` recipe reads (rounds, crops, what its pairs hold)."""
     p.add_argument("--val-every", type=int, default=250, metavar="N",
                    help="restorer recipe: validate (and keep the best) every N steps")
     p.add_argument("--final-size", type=int, metavar="N",
