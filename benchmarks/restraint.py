@@ -2,6 +2,7 @@
 
     python benchmarks/restraint.py checkpoints/restorer-book.pt runs/restorer3/G_best.pt
     python benchmarks/restraint.py checkpoints/restorer-book.pt --limit 12 --draws 0 1
+    python benchmarks/restraint.py checkpoints/restorer-book.pt --limit 120 --min-side 256
 
 Choosing between training cycles must not look at the measuring photos of chapter 04, so this
 script scores candidates on the first ``--limit`` photos of the validation split carved out of
@@ -11,7 +12,8 @@ in (:mod:`repair.decoys`; the photo with its decoys is the target), with PSNR in
 photos came back worse than they went in, and how the error splits between the pixels the damage
 head flags and the rest (a false alarm on a photo with no such damage shows up as in-mask error).
 Then the networks are rescored on the training runs' own validation draws (each photo with its own
-random damage, :func:`repair.synth.fixed_pairs`, seed per ``--draws``).
+random damage, :func:`repair.synth.fixed_pairs`, seed per ``--draws``). ``--min-side 256`` keeps
+only the photos large enough not to be enlarged (sharp targets, as ``repair train --min-side``).
 """
 
 from __future__ import annotations
@@ -66,12 +68,14 @@ def main() -> None:
     parser.add_argument("--draws", type=int, nargs="*", default=[0, 1, 2],
                         help="seeds of the training runs' validation draws to rescore on")
     parser.add_argument("--draw-limit", type=int, default=48, help="photos per validation draw")
+    parser.add_argument("--min-side", type=int, default=0,
+                        help="only photos whose shorter side has at least N px (default 0: all)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    x = validation_photos(size=256, limit=args.limit)
+    x = validation_photos(size=256, limit=args.limit, min_side=args.min_side)
     inputs = cases(x)  # damaged once, scored for every checkpoint
-    _, val_files = training_photos()
+    _, val_files = training_photos(min_side=args.min_side)
     nets = {path: load_generator(path).eval() for path in args.checkpoints}
     print(f"{len(x)} validation photos, 256x256, photo i damaged with seed i; PSNR capped at 60 dB")
     print("| checkpoint | damage | PSNR in | PSNR out | worse | flagged | MSE flagged | MSE rest |")

@@ -162,9 +162,13 @@ def fixed_pairs(photos: Sequence[Path | torch.Tensor], size: int = 256, seed: in
 
 
 def training_photos(folder: str | os.PathLike | None = None, val_fraction: float = 0.1,
-                    seed: int = 0) -> tuple[list[Path], list[Path]]:
+                    seed: int = 0, min_side: int = 0) -> tuple[list[Path], list[Path]]:
     """``(train, validation)`` photo files of a folder (default ``../shared/data/train``), split
-    the way :func:`repair.data.make_datasets` splits them, so validation never sees ``eval/``."""
+    the way :func:`repair.data.make_datasets` splits them, so validation never sees ``eval/``.
+
+    ``min_side`` keeps only photos whose shorter side has at least that many pixels, after the
+    split (which therefore never moves): a photo enlarged to fill a crop is soft, and a soft
+    "clean" target teaches a restorer that blur needs no undoing."""
     from repair.config import data_root
     from repair.data import check_images, split_files
     from repair.images import find_images
@@ -173,4 +177,22 @@ def training_photos(folder: str | os.PathLike | None = None, val_fraction: float
     files, _ = check_images(find_images(folder))
     if not files:
         raise FileNotFoundError(f"{folder}: no readable photos to train on")
-    return split_files(files, val_fraction, seed)
+    train, val = split_files(files, val_fraction, seed)
+    if min_side:
+        train, val = large_enough(train, min_side), large_enough(val, min_side)
+        if not train:
+            raise FileNotFoundError(f"{folder}: no photo has a shorter side of {min_side} px or "
+                                    "more: lower --min-side (0 keeps every photo)")
+    return train, val
+
+
+def large_enough(files: Sequence[Path], min_side: int) -> list[Path]:
+    """The files among ``files`` whose shorter side is at least ``min_side`` pixels (read from
+    the file headers, without decoding the pixels)."""
+    from PIL import Image
+
+    def side(path: Path) -> int:
+        with Image.open(path) as im:
+            return min(im.size)
+
+    return [f for f in files if side(f) >= min_side]

@@ -90,12 +90,16 @@ def _add_restorer_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentPars
     p.add_argument("--mask-pos-weight", type=float, default=None, metavar="W",
                    help="restorer recipe: how much more a missed damaged pixel costs in the mask "
                         "loss than a false alarm (default: the recipe's, 3)")
+    p.add_argument("--min-side", type=int, default=None, metavar="N",
+                   help="restorer recipe: train only on photos whose shorter side has at least N "
+                        "px (256: none enlarged to fill a crop; default 0: all)")
     return p
 
 
 _POSITIVE = {"epochs": 1, "batch_size": 1, "image_size": 16, "max_steps": 1, "max_images": 1,
              "num_images": 1, "epoch_photos": 1, "val_limit": 1, "val_size": 16, "threads": 1,
-             "save_every": 1, "val_every": 1, "final_size": 16, "workers": 0, "seed": 0}
+             "save_every": 1, "val_every": 1, "final_size": 16, "workers": 0, "seed": 0,
+             "min_side": 0}
 RUN_FILES = ("last.pt", "best.pt", "G_best.pt", "summary.json", "history.json")
 
 

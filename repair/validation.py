@@ -15,7 +15,8 @@ __all__ = ["validation_photos", "validation_psnr"]
 
 
 def validation_photos(folder: str | os.PathLike | None = None, size: int = 256, limit: int = 24,
-                      seed: int = 0, val_fraction: float = 0.1) -> torch.Tensor:
+                      seed: int = 0, val_fraction: float = 0.1, min_side: int = 0
+                      ) -> torch.Tensor:
     """The validation split that training carved out of ``folder``, as evaluation sees photos.
 
     The same split as :func:`repair.data.make_datasets` (``val_fraction`` of the photos, fixed by
@@ -25,6 +26,8 @@ def validation_photos(folder: str | os.PathLike | None = None, size: int = 256, 
 
     Args:
         folder: the training photos (default ``<data root>/train``).
+        min_side: keep only photos whose shorter side has at least this many pixels (256: none
+            enlarged to reach ``size``), as ``repair train --min-side`` trains.
 
     Returns:
         ``(N, 1, size, size)`` in ``[-1, 1]``.
@@ -35,6 +38,10 @@ def validation_photos(folder: str | os.PathLike | None = None, size: int = 256, 
 
     folder = Path(folder) if folder is not None else data_root() / "train"
     _, val = split_files(images.find_images(folder), val_fraction, seed)
+    if min_side:
+        from repair.synth import large_enough
+
+        val = large_enough(val, min_side)
     if not val:
         raise FileNotFoundError(f"{folder}: too few photos for a validation split")
     return torch.stack([images.center_square(images.load_gray(p), size) for p in val[:limit]])

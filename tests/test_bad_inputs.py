@@ -418,7 +418,7 @@ def test_evaluate_options_are_checked_before_evaluating(cli, tmp_path, argv, mes
     (["--scale", "1", "0.5"], "--scale 1.0 0.5"), (["--data", "{tmp}/nowhere"], "--data"),
     (["--single-share", "1.5"], "--single-share 1.5"), (["--single-share", "nan"], "--single-share"),
     (["--decoy-share", "-0.2"], "--decoy-share -0.2"), (["--clean-share", "2"], "--clean-share 2"),
-    (["--mask-pos-weight", "0"], "--mask-pos-weight 0"),
+    (["--mask-pos-weight", "0"], "--mask-pos-weight 0"), (["--min-side", "-1"], "--min-side -1"),
     (["--device", "gpu0"], "gpu0"), (["--init", "{tmp}/missing.pt"], "no such checkpoint"),
 ])
 def test_train_options_are_checked_before_anything_loads(cli, tmp_path, argv, message):

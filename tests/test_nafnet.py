@@ -162,13 +162,14 @@ def test_training_runs_resumes_and_releases(tmp_path):
     args = ["train", "--recipe", "restorer", "--profile", "tiny", "--out", str(out),
             "--val-every", "2", "--quiet"]
     args += ["--keep-epochs", "--decoy-share", "0.5", "--clean-share", "0.3",
-             "--mask-pos-weight", "1.5"]
+             "--mask-pos-weight", "1.5", "--min-side", "64"]
     assert main([*args, "--max-steps", "2"]) == 0
     assert main([*args, "--max-steps", "4", "--resume"]) == 0
     state = read_checkpoint(out / "last.pt")
     assert state["global_step"] == 4 and state["settings"]["total_steps"] == 4
     assert state["settings"]["decoy_share"] == 0.5 and state["settings"]["clean_share"] == 0.3
     assert state["recipe"]["mask_pos_weight"] == 1.5   # the recipe with the change, resumable
+    assert state["settings"]["min_side"] == 64
     assert read_checkpoint(out / "epoch_01.pt")["global_step"] == 2   # every round kept
     assert read_checkpoint(out / "epoch_02.pt")["global_step"] == 4
     net = load_generator(out / "G_best.pt")
@@ -198,3 +199,20 @@ def test_rebuilt_from_its_hparams_like_every_generator():
     clone = build_generator(net.arch, **net.hparams)
     assert clone.hparams == net.hparams
     clone.load_state_dict(net.state_dict())
+
+
+def test_min_side_keeps_only_photos_that_need_no_enlarging_and_never_moves_the_split(tmp_path):
+    from conftest import save_png
+    from repair.synth import training_photos
+    from repair.validation import validation_photos
+
+    rng = np.random.default_rng(0)
+    for i in range(30):   # shorter sides 40..69 px
+        save_png(tmp_path / f"p{i:02d}.png", rng.integers(0, 256, (40 + i, 80), dtype=np.uint8))
+    train, val = training_photos(tmp_path)
+    big_train, big_val = training_photos(tmp_path, min_side=55)
+    assert big_train == [p for p in train if int(p.stem[1:]) >= 15]   # 40 + 15 = 55 px
+    assert big_val == [p for p in val if int(p.stem[1:]) >= 15]
+    assert len(validation_photos(tmp_path, size=32, min_side=55)) == len(big_val)
+    with pytest.raises(FileNotFoundError, match="--min-side"):
+        training_photos(tmp_path, min_side=500)
