@@ -186,13 +186,15 @@ def training_photos(folder: str | os.PathLike | None = None, val_fraction: float
     return train, val
 
 
-def large_enough(files: Sequence[Path], min_side: int) -> list[Path]:
-    """The files among ``files`` whose shorter side is at least ``min_side`` pixels (read from
-    the file headers, without decoding the pixels)."""
+def large_enough(photos: Sequence[Path | torch.Tensor], min_side: int) -> list:
+    """The photos (files or ``(1, H, W)`` tensors) whose shorter side is at least ``min_side``
+    pixels; files are measured from their headers, without decoding the pixels."""
     from PIL import Image
 
-    def side(path: Path) -> int:
-        with Image.open(path) as im:
+    def side(photo: Path | torch.Tensor) -> int:
+        if isinstance(photo, torch.Tensor):
+            return min(photo.shape[-2:])
+        with Image.open(photo) as im:
             return min(im.size)
 
-    return [f for f in files if side(f) >= min_side]
+    return [p for p in photos if side(p) >= min_side]

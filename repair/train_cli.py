@@ -255,10 +255,10 @@ def _run_gan(args: argparse.Namespace, recipe, out: Path, device: torch.device) 
 
 def _restorer_photos(cfg, folder: str | None, min_side: int = 0) -> tuple[list, list]:
     from repair.data import skimage_photos, split_files
-    from repair.synth import training_photos
+    from repair.synth import large_enough, training_photos
 
     if cfg.source == "skimage" and folder is None:
-        photos = [x for x in skimage_photos() if min(x.shape[-2:]) >= min_side]
+        photos = large_enough(skimage_photos(), min_side)
         return split_files(photos[:cfg.num_images] if cfg.num_images else photos, 0.25, 0)
     # the validation carve-out never moves with --seed
     return training_photos(folder, seed=0, min_side=min_side)
@@ -280,7 +280,7 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
     schedule = Schedule(total_steps=total, crop=crop, final_crop=args.final_size or max(crop, 256)
                         if cfg.profile != "tiny" else crop, val_every=args.val_every,
                         warmup=min(100, max(total // 10, 1)))
-    train_photos, val_photos = _restorer_photos(cfg, args.data, args.min_side or 0)
+    train_photos, val_photos = _restorer_photos(cfg, args.data, args.min_side)
     if args.val_limit:
         val_photos = val_photos[:args.val_limit]
     val_size = args.val_size or (schedule.final_crop if cfg.profile != "tiny" else crop)
@@ -294,7 +294,7 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
                 "train_photos": len(train_photos), "val_photos": len(val_photos),
                 "val_size": val_size, "init": args.init, "single_share": args.single_share,
                 "decoy_share": args.decoy_share, "clean_share": clean_share,
-                "mask_pos_weight": recipe.mask_pos_weight, "min_side": args.min_side or 0}
+                "mask_pos_weight": recipe.mask_pos_weight, "min_side": args.min_side}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
                       **settings)
     _start(state, args, out, "cpu", 0, total)
