@@ -16,9 +16,14 @@ channel and a CPU:
   2. a second NAF U-Net sees the photo *and* the predicted mask and predicts a change;
   3. a global branch (pooled bottleneck features -> gain and offset of the whole photo) corrects
      faded contrast, a fault of the whole photo that local filters cannot see;
-  4. output = globally corrected input + change (a *global residual*).
+  4. optionally (``sharpen_branch``) a second global branch estimates how blurred the whole photo
+     is (from the same pooled features and the photo's detail energy at two scales) and adds that
+     much of an unsharp mask, ``x - G_sigma(x)`` for sigma 1 and 2 px: blur is also a fault of the
+     whole photo, and an explicit amount lets "not blurred" mean exactly zero sharpening;
+  5. output = globally corrected input + change (a *global residual*).
 
-  The last layers of (2) and (3) start at zero: the untrained network returns its input exactly.
+  The last layers of (2), (3) and (4) start at zero: the untrained network returns its input
+  exactly.
 
 ``net_G(x)`` restores, ``(B, 1, H, W) -> (B, 1, H, W)`` in ``[-1, 1]``, any H and W (padded to a
 multiple of 16 inside); ``net_G(x, with_mask=True)`` also returns the damage logits.
@@ -136,6 +141,17 @@ class NAFUNet(nn.Module):
         return y, bottom
 
 
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of ``(B, 1, H, W)`` with edges replicated (a separable 6-sigma kernel)."""
+    radius = max(1, int(3 * sigma + 0.5))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    return F.conv2d(x, kernel.view(1, 1, -1, 1))
+
+
 class MaskedNAFRestorer(nn.Module):
     """Find the damage, then repair it: the restorer of record (see the module's docstring).
 
@@ -145,13 +161,20 @@ class MaskedNAFRestorer(nn.Module):
         mask_width: channels of the damage-finding U-Net (0: no mask branch).
         mask_blocks: blocks per level of the damage-finding U-Net (3 levels, 1 middle block).
         global_branch: predict a gain and offset for the whole photo (faded contrast).
+        sharpen_branch: predict how much unsharp mask (sigma 1 and 2 px) the whole photo needs.
     """
+
+    SHARPEN_SIGMAS = (1.0, 2.0)
+    SHARPEN_SCALE = 8.0
+    """Amounts are this times the branch's linear output: a few hundred steps of AdamW move them
+    by about one, where the unscaled branch would need thousands."""
 
     arch = "nafnet"
 
     def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1, 4),
                  middle_blocks: int = 2, dec_blocks: tuple[int, ...] = (1, 1, 1, 1),
-                 mask_width: int = 8, mask_blocks: int = 1, global_branch: bool = True):
+                 mask_width: int = 8, mask_blocks: int = 1, global_branch: bool = True,
+                 sharpen_branch: bool = False):
         super().__init__()
         enc_blocks, dec_blocks = tuple(int(b) for b in enc_blocks), tuple(int(b) for b in dec_blocks)
         limits = {"width": (1, 256), "middle_blocks": (0, 64), "mask_width": (0, 256),
@@ -168,6 +191,8 @@ class MaskedNAFRestorer(nn.Module):
                         "middle_blocks": middle_blocks, "dec_blocks": list(dec_blocks),
                         "mask_width": mask_width, "mask_blocks": mask_blocks,
                         "global_branch": global_branch}
+        if sharpen_branch:  # recorded only when on: checkpoints without it keep their hparams
+            self.hparams["sharpen_branch"] = True
         self.finder = None
         if mask_width:
             self.finder = NAFUNet(1, mask_width, (mask_blocks,) * 3, 1, (mask_blocks,) * 3)
@@ -181,6 +206,12 @@ class MaskedNAFRestorer(nn.Module):
             self.gain = nn.Linear(self.body.bottleneck_channels, 2)
             nn.init.zeros_(self.gain.weight)
             nn.init.zeros_(self.gain.bias)
+        self.sharpen = None
+        if sharpen_branch:
+            stats = 2 * len(self.SHARPEN_SIGMAS) - 1   # detail energies and their ratios
+            self.sharpen = nn.Linear(self.body.bottleneck_channels + stats, len(self.SHARPEN_SIGMAS))
+            nn.init.zeros_(self.sharpen.weight)
+            nn.init.zeros_(self.sharpen.bias)
         self.multiple = 2 ** max(self.body.levels, 3 if mask_width else 0)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,6 +221,15 @@ class MaskedNAFRestorer(nn.Module):
             return x
         mode = "reflect" if ph < h and pw < w else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+    def _sharpened(self, x: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+        """The sharpening branch's change: sum over sigma of amount_sigma * (x - G_sigma(x))."""
+        details = [x - _gaussian_blur(x, sigma) for sigma in self.SHARPEN_SIGMAS]
+        energy = torch.stack([d.abs().mean((1, 2, 3)) for d in details], 1).clamp_min(1e-4).log()
+        ratios = energy[:, 1:] - energy[:, :-1]                    # blur lowers fine detail most
+        pooled = torch.cat([bottom.mean((2, 3)), energy, ratios], 1)
+        amounts = self.SHARPEN_SCALE * self.sharpen(pooled)       # (B, len(SHARPEN_SIGMAS))
+        return sum(a[:, None, None, None] * d for a, d in zip(amounts.unbind(1), details))
 
     def forward(self, x_damaged: torch.Tensor, with_mask: bool = False,
                 mask: torch.Tensor | None = None):
@@ -220,6 +260,8 @@ class MaskedNAFRestorer(nn.Module):
             mean = x.mean((2, 3), keepdim=True)                    # (B, 1, 1, 1)
             # x + (gain - 1)(x - mean) + offset: exactly x while the branch is still zero
             base = x + (x - mean) * torch.expm1(log_gain[:, None]) + offset[:, None]
+        if self.sharpen is not None:
+            base = base + self._sharpened(x, bottom)
         x_restored = (base + self.ending(features))[..., :h, :w]
         if not self.training:
             x_restored = x_restored.clamp(-1, 1)

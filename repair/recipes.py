@@ -55,6 +55,7 @@ class Recipe:
     optimizer: str = "adam"  # "adam" or "adamw" (weight decay 0: Adam with decoupled decay)
     mask_weight: float = 0.0  # weight of the damage-mask BCE (networks with a mask head)
     mask_pos_weight: float = 1.0  # how much more a missed damaged pixel costs than a false alarm
+    sharpen_branch: bool = False  # restorer: global unsharp-mask branch (repair.nafnet)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -110,7 +111,8 @@ def build_nets(recipe: Recipe, ngf: int, ndf: int, image_size: int,
     if recipe.generator == "unet":
         net_G = build_generator("unet", ngf=ngf, depth=recipe.unet_depth)
     elif recipe.generator == "nafnet":
-        net_G = build_generator("nafnet", width=ngf, mask_width=max(ngf // 2, 4))
+        extra = {"sharpen_branch": True} if recipe.sharpen_branch else {}
+        net_G = build_generator("nafnet", width=ngf, mask_width=max(ngf // 2, 4), **extra)
     else:
         net_G = build_generator(recipe.generator, ngf=ngf)
     net_D = None

@@ -67,12 +67,28 @@ def init_generator(state: TrainState, path: str | os.PathLike) -> None:
     source = load_generator(path, eval_mode=False)
     target = _plain(state.net_G)
     mine, theirs = getattr(target, "hparams", {}), getattr(source, "hparams", {})
-    if type(source) is not type(target) or mine != theirs:
+    grown = _grown_branches(mine, theirs)   # branches that start at zero may be added
+    if type(source) is not type(target) or {**mine, **dict.fromkeys(grown)} != \
+            {**theirs, **dict.fromkeys(grown)}:
         raise ValueError(f"{path}: its generator is {type(source).__name__}{theirs}, but this "
                          f"recipe trains {type(target).__name__}{mine}; pick a checkpoint of the "
-                         f"same recipe and widths (e.g. --recipe and --profile as it was trained)")
-    target.load_state_dict(source.state_dict())
+                         f"same recipe and widths (e.g. --recipe and --profile as it was trained)"
+                         + "".join(f", and --{k.replace('_', '-')} as it has" for k in _ZERO_BRANCHES
+                                   if theirs.get(k) and not mine.get(k)))
+    missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
+    stray = [k for k in missing if k.split(".")[0] not in grown.values()] + list(unexpected)
+    if stray:
+        raise ValueError(f"{path}: its weights do not fit this network ({', '.join(stray[:4])})")
     state.settings["init"] = str(path)
+
+
+_ZERO_BRANCHES = {"sharpen_branch": "sharpen"}
+"""Hyper-parameters that add a branch starting at zero, and the branch's module name: a
+checkpoint without the branch starts the bigger network exactly where it was."""
+
+
+def _grown_branches(mine: dict, theirs: dict) -> dict[str, str]:
+    return {k: m for k, m in _ZERO_BRANCHES.items() if mine.get(k) and not theirs.get(k)}
 
 
 def clean_stale_checkpoint_temporaries(out: Path) -> int:
@@ -203,7 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    changes = {"lr": args.lr, "mask_pos_weight": getattr(args, "mask_pos_weight", None)}
+    changes = {"lr": args.lr, "mask_pos_weight": getattr(args, "mask_pos_weight", None),
+               "sharpen_branch": getattr(args, "sharpen_branch", None)}
     recipe = get_recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None})
     try:
         if recipe.generator == "nafnet":

@@ -90,6 +90,10 @@ def _add_restorer_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentPars
     p.add_argument("--mask-pos-weight", type=float, default=None, metavar="W",
                    help="restorer recipe: how much more a missed damaged pixel costs in the mask "
                         "loss than a false alarm (default: the recipe's, 3)")
+    p.add_argument("--sharpen-branch", action="store_true", default=None,
+                   help="restorer recipe: add the global sharpening branch (how much unsharp "
+                        "mask the whole photo needs; zero at start, so --init may name a "
+                        "checkpoint without it)")
     p.add_argument("--min-side", type=int, default=0, metavar="N",
                    help="restorer recipe: train only on photos whose shorter side has at least N "
                         "px (256: none enlarged to fill a crop; default 0: all)")

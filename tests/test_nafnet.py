@@ -25,7 +25,8 @@ def small(**kw):
 def test_untrained_network_is_exactly_the_identity(shape):
     torch.manual_seed(0)
     x = torch.rand(shape) * 2 - 1
-    for net in (MaskedNAFRestorer(), small(), small(global_branch=False)):
+    for net in (MaskedNAFRestorer(), small(), small(global_branch=False),
+                small(sharpen_branch=True)):
         net.eval()
         with torch.no_grad():
             y, logits = net(x, with_mask=True)
@@ -79,6 +80,39 @@ def test_global_branch_can_undo_faded_contrast():
     y = net(x)
     mean = x.mean()
     assert torch.allclose(y, (mean + 2 * (x - mean)).clamp(-1, 1), atol=1e-5)
+
+
+def test_sharpen_branch_adds_unsharp_masks_of_the_whole_photo():
+    from repair.nafnet import _gaussian_blur
+
+    net = small(sharpen_branch=True).eval()
+    amounts = torch.tensor([1.5, -0.5])
+    with torch.no_grad():
+        net.sharpen.bias.copy_(amounts / net.SHARPEN_SCALE)
+        x = (torch.rand(1, 1, 32, 32) - 0.5) * 0.5
+        y = net(x)
+    want = x + sum(a * (x - _gaussian_blur(x, s)) for a, s in zip(amounts, net.SHARPEN_SIGMAS))
+    assert torch.allclose(y, want.clamp(-1, 1), atol=1e-5)
+    flat = torch.full((1, 1, 16, 16), 0.25)   # a Gaussian blur leaves a flat photo alone
+    assert torch.allclose(_gaussian_blur(flat, 2.0), flat)
+    assert "sharpen_branch" not in small().hparams   # old checkpoints keep their hparams
+    assert build_generator("nafnet", **net.hparams).sharpen is not None
+
+
+def test_sharpen_branch_grows_from_a_checkpoint_without_it(tmp_path, capsys):
+    from repair.cli import main
+
+    common = ["train", "--recipe", "restorer", "--profile", "tiny", "--quiet", "--max-steps", "1"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "G_best.pt"),
+                 "--sharpen-branch"]) == 0
+    grown = load_generator(tmp_path / "b" / "G_best.pt")
+    assert grown.hparams["sharpen_branch"] and grown.sharpen.weight.abs().sum() > 0
+    capsys.readouterr()   # and never shrinks back: the error names the missing option
+    assert main([*common, "--out", str(tmp_path / "c"), "--init",
+                 str(tmp_path / "b" / "G_best.pt")]) != 0
+    assert "--sharpen-branch" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "last.pt").exists()
 
 
 def test_rejects_colour_and_bad_hparams():
