@@ -16,11 +16,12 @@ channel and a CPU:
   2. a second NAF U-Net sees the photo *and* the predicted mask and predicts a change;
   3. a global branch (pooled bottleneck features -> gain and offset of the whole photo) corrects
      faded contrast, a fault of the whole photo that local filters cannot see;
-  4. optionally (``sharpen_branch``) a second global branch estimates how blurred the whole photo
-     is (from the same pooled features and the photo's detail energy at two scales) and adds that
-     much of an unsharp mask, ``x - G_sigma(x)`` for sigma 1 and 2 px: blur is also a fault of the
-     whole photo, and an explicit amount lets "not blurred" mean exactly zero sharpening;
-  5. output = globally corrected input + change (a *global residual*).
+  4. output = globally corrected input + change (a *global residual*);
+  5. optionally (``sharpen_branch``) a last global branch estimates how blurred the whole photo
+     is (from the same pooled features and the input's detail energy at two scales) and sharpens
+     the output by that much unsharp mask, ``y + a_sigma (y - G_sigma(y))`` for sigma 1 and 2 px:
+     blur is also a fault of the whole photo, and an explicit amount lets "not blurred" mean
+     exactly zero sharpening.
 
   The last layers of (2), (3) and (4) start at zero: the untrained network returns its input
   exactly.
@@ -161,7 +162,9 @@ class MaskedNAFRestorer(nn.Module):
         mask_width: channels of the damage-finding U-Net (0: no mask branch).
         mask_blocks: blocks per level of the damage-finding U-Net (3 levels, 1 middle block).
         global_branch: predict a gain and offset for the whole photo (faded contrast).
-        sharpen_branch: predict how much unsharp mask (sigma 1 and 2 px) the whole photo needs.
+        sharpen_branch: predict how much unsharp mask (sigma 1 and 2 px) the restored photo needs.
+        sharpen_deadzone: amounts within this of zero become zero, the others move this much
+            closer to it (a soft threshold): a photo the branch is unsure about is left alone.
     """
 
     SHARPEN_SIGMAS = (1.0, 2.0)
@@ -174,7 +177,7 @@ class MaskedNAFRestorer(nn.Module):
     def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1, 4),
                  middle_blocks: int = 2, dec_blocks: tuple[int, ...] = (1, 1, 1, 1),
                  mask_width: int = 8, mask_blocks: int = 1, global_branch: bool = True,
-                 sharpen_branch: bool = False):
+                 sharpen_branch: bool = False, sharpen_deadzone: float = 0.0):
         super().__init__()
         enc_blocks, dec_blocks = tuple(int(b) for b in enc_blocks), tuple(int(b) for b in dec_blocks)
         limits = {"width": (1, 256), "middle_blocks": (0, 64), "mask_width": (0, 256),
@@ -191,8 +194,14 @@ class MaskedNAFRestorer(nn.Module):
                         "middle_blocks": middle_blocks, "dec_blocks": list(dec_blocks),
                         "mask_width": mask_width, "mask_blocks": mask_blocks,
                         "global_branch": global_branch}
+        if not (isinstance(sharpen_deadzone, (int, float)) and 0 <= sharpen_deadzone <= 10):
+            raise ValueError(f"sharpen_deadzone must be a number from 0 to 10, got "
+                             f"{sharpen_deadzone!r}")
         if sharpen_branch:  # recorded only when on: checkpoints without it keep their hparams
             self.hparams["sharpen_branch"] = True
+            if sharpen_deadzone:
+                self.hparams["sharpen_deadzone"] = float(sharpen_deadzone)
+        self.deadzone = float(sharpen_deadzone)
         self.finder = None
         if mask_width:
             self.finder = NAFUNet(1, mask_width, (mask_blocks,) * 3, 1, (mask_blocks,) * 3)
@@ -222,14 +231,19 @@ class MaskedNAFRestorer(nn.Module):
         mode = "reflect" if ph < h and pw < w else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
-    def _sharpened(self, x: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
-        """The sharpening branch's change: sum over sigma of amount_sigma * (x - G_sigma(x))."""
-        details = [x - _gaussian_blur(x, sigma) for sigma in self.SHARPEN_SIGMAS]
-        energy = torch.stack([d.abs().mean((1, 2, 3)) for d in details], 1).clamp_min(1e-4).log()
+    def _sharpened(self, y: torch.Tensor, x: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+        """``y`` plus, per sigma, amount_sigma * (y - G_sigma(y)), the amounts judged from the
+        input ``x`` (its detail energies at each sigma, and their ratios) and the pooled
+        bottleneck."""
+        energy = torch.stack([(x - _gaussian_blur(x, sigma)).abs().mean((1, 2, 3))
+                              for sigma in self.SHARPEN_SIGMAS], 1).clamp_min(1e-4).log()
         ratios = energy[:, 1:] - energy[:, :-1]                    # blur lowers fine detail most
         pooled = torch.cat([bottom.mean((2, 3)), energy, ratios], 1)
         amounts = self.SHARPEN_SCALE * self.sharpen(pooled)       # (B, len(SHARPEN_SIGMAS))
-        return sum(a[:, None, None, None] * d for a, d in zip(amounts.unbind(1), details))
+        if self.deadzone:   # (no dead zone keeps the gradient at zero, where training starts)
+            amounts = amounts - amounts.clamp(-self.deadzone, self.deadzone)
+        return y + sum(a[:, None, None, None] * (y - _gaussian_blur(y, sigma))
+                       for a, sigma in zip(amounts.unbind(1), self.SHARPEN_SIGMAS))
 
     def forward(self, x_damaged: torch.Tensor, with_mask: bool = False,
                 mask: torch.Tensor | None = None):
@@ -260,9 +274,10 @@ class MaskedNAFRestorer(nn.Module):
             mean = x.mean((2, 3), keepdim=True)                    # (B, 1, 1, 1)
             # x + (gain - 1)(x - mean) + offset: exactly x while the branch is still zero
             base = x + (x - mean) * torch.expm1(log_gain[:, None]) + offset[:, None]
+        x_restored = base + self.ending(features)
         if self.sharpen is not None:
-            base = base + self._sharpened(x, bottom)
-        x_restored = (base + self.ending(features))[..., :h, :w]
+            x_restored = self._sharpened(x_restored, x, bottom)
+        x_restored = x_restored[..., :h, :w]
         if not self.training:
             x_restored = x_restored.clamp(-1, 1)
         if with_mask:

@@ -68,8 +68,10 @@ def init_generator(state: TrainState, path: str | os.PathLike) -> None:
     target = _plain(state.net_G)
     mine, theirs = getattr(target, "hparams", {}), getattr(source, "hparams", {})
     grown = _grown_branches(mine, theirs)   # branches that start at zero may be added
-    if type(source) is not type(target) or {**mine, **dict.fromkeys(grown)} != \
-            {**theirs, **dict.fromkeys(grown)}:
+
+    def kept(hparams: dict) -> dict:   # hparams of the branches grown here left out
+        return {k: v for k, v in hparams.items() if k.split("_")[0] not in grown.values()}
+    if type(source) is not type(target) or kept(mine) != kept(theirs):
         raise ValueError(f"{path}: its generator is {type(source).__name__}{theirs}, but this "
                          f"recipe trains {type(target).__name__}{mine}; pick a checkpoint of the "
                          f"same recipe and widths (e.g. --recipe and --profile as it was trained)"
@@ -80,6 +82,22 @@ def init_generator(state: TrainState, path: str | os.PathLike) -> None:
     if stray:
         raise ValueError(f"{path}: its weights do not fit this network ({', '.join(stray[:4])})")
     state.settings["init"] = str(path)
+
+
+def train_only(net: torch.nn.Module, branch: str | None) -> None:
+    """Freeze every weight of ``net`` but those of its module ``branch`` (None: train all).
+
+    Raises:
+        ValueError: ``net`` has no such branch (e.g. ``sharpen`` without ``--sharpen-branch``).
+    """
+    if branch is None:
+        return
+    net = _plain(net)
+    if getattr(net, branch, None) is None:
+        raise ValueError(f"--train-only {branch}: this network has no {branch} branch; add "
+                         f"--{branch}-branch (and --init the network to keep)")
+    for name, param in net.named_parameters():
+        param.requires_grad_(name.split(".")[0] == branch)
 
 
 _ZERO_BRANCHES = {"sharpen_branch": "sharpen"}
@@ -311,10 +329,12 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
                 "train_photos": len(train_photos), "val_photos": len(val_photos),
                 "val_size": val_size, "init": args.init, "single_share": args.single_share,
                 "decoy_share": args.decoy_share, "clean_share": clean_share,
-                "mask_pos_weight": recipe.mask_pos_weight, "min_side": args.min_side}
+                "mask_pos_weight": recipe.mask_pos_weight, "min_side": args.min_side,
+                "train_only": getattr(args, "train_only", None)}
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
                       **settings)
     _start(state, args, out, "cpu", 0, total)
+    train_only(state.net_G, state.settings.get("train_only"))
     clean_stale_checkpoint_temporaries(out)
     callbacks: list[Callback] = [HistoryWriter(out),
                                  Checkpointer(out, args.save_every or 50, args.keep_epochs)]

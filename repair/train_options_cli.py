@@ -94,6 +94,9 @@ def _add_restorer_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentPars
                    help="restorer recipe: add the global sharpening branch (how much unsharp "
                         "mask the whole photo needs; zero at start, so --init may name a "
                         "checkpoint without it)")
+    p.add_argument("--train-only", choices=["sharpen"], default=None, metavar="BRANCH",
+                   help="restorer recipe: train only this branch (sharpen: the sharpening branch, "
+                        "on a network from --init that otherwise keeps its weights)")
     p.add_argument("--min-side", type=int, default=0, metavar="N",
                    help="restorer recipe: train only on photos whose shorter side has at least N "
                         "px (256: none enlarged to fill a crop; default 0: all)")

@@ -23,7 +23,8 @@ NOT_YET = ("issue 13: the committed restorer still makes brick worse: its head f
            "wall's bright mortar as cracks, and its restoring branch darkens the bricks and "
            "brightens the joints even when handed an empty mask (cycle 5: 20.5 dB clean, 21.3 "
            "with net_G(x, mask=0), 17% of it flagged; with blur alone brick loses 10.7 dB while "
-           "the other five photos move by under 0.5 dB); benchmarks/quality.py has the figures on "
+           "the other five photos move by under 0.5 dB; with the fitted sharpening branch the other "
+           "five gain 0.2-2.3 dB and brick loses 12.4); benchmarks/quality.py has the figures on "
            "chapter 04's photos")
 
 
@@ -67,7 +68,8 @@ def test_clean_photos_floor(net_R, x_clean):
     lines, as cracks. Cycle 4, trained with decoys (straight lines, grids and hard-edged shapes
     that belong to the photo), 4 of 6 (camera 30.9, brick 19.4, the other four 41.8-56.4; mean
     38.9). Cycle 5 (whole 256x256 crops, more clean pairs, false alarms costing more) 4 of 6
-    (camera 32.0, brick 20.5, the other four 39.6-49.3; mean 37.8). Brick stays near 18-21 dB in
+    (camera 32.0, brick 20.5, the other four 39.6-49.3; mean 37.8); with its fitted sharpening
+    branch camera 31.7, the rest unchanged (mean 37.8). Brick stays near 18-21 dB in
     every cycle: the head flags 17-28% of it, the mortar, and the restoring branch paints it over
     (checkpoints/MANIFEST.md has the cycles)."""
     scores = metrics.psnr(restore(net_R, x_clean), x_clean)

@@ -90,7 +90,7 @@ def test_sharpen_branch_adds_unsharp_masks_of_the_whole_photo():
     with torch.no_grad():
         net.sharpen.bias.copy_(amounts / net.SHARPEN_SCALE)
         x = (torch.rand(1, 1, 32, 32) - 0.5) * 0.5
-        y = net(x)
+        y = net(x)   # the rest of the network is still the identity: it sharpens x itself
     want = x + sum(a * (x - _gaussian_blur(x, s)) for a, s in zip(amounts, net.SHARPEN_SIGMAS))
     assert torch.allclose(y, want.clamp(-1, 1), atol=1e-5)
     flat = torch.full((1, 1, 16, 16), 0.25)   # a Gaussian blur leaves a flat photo alone
@@ -108,6 +108,15 @@ def test_sharpen_branch_grows_from_a_checkpoint_without_it(tmp_path, capsys):
                  "--sharpen-branch"]) == 0
     grown = load_generator(tmp_path / "b" / "G_best.pt")
     assert grown.hparams["sharpen_branch"] and grown.sharpen.weight.abs().sum() > 0
+    main([*common, "--out", str(tmp_path / "d"), "--init", str(tmp_path / "a" / "G_best.pt"),
+          "--sharpen-branch", "--train-only", "sharpen"])
+    only = load_generator(tmp_path / "d" / "G_best.pt").state_dict()
+    before = load_generator(tmp_path / "a" / "G_best.pt").state_dict()
+    assert all(torch.equal(only[k], v) for k, v in before.items())   # all but the branch kept
+    assert only["sharpen.bias"].abs().sum() > 0
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "e"), "--train-only", "sharpen"]) != 0
+    assert "add --sharpen-branch" in capsys.readouterr().err
     capsys.readouterr()   # and never shrinks back: the error names the missing option
     assert main([*common, "--out", str(tmp_path / "c"), "--init",
                  str(tmp_path / "b" / "G_best.pt")]) != 0
