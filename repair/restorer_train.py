@@ -25,7 +25,7 @@ from repair.nets import unwrap
 from repair.train import Callback, TrainState, improved
 
 __all__ = ["Schedule", "learning_rate", "crop_at", "restorer_step", "validate_restorer",
-           "fit_restorer"]
+           "fit_restorer", "train_only"]
 
 
 VAL_PSNR_CAP = 50.0
@@ -205,3 +205,18 @@ def _end_round(state: TrainState, val: Sequence[torch.Tensor], callbacks: Sequen
             f"{k}={v:.4g}" for k, v in logs.items() if k.startswith("val")))
     for cb in callbacks:
         cb.on_epoch_end(state, logs)
+
+
+def train_only(net: torch.nn.Module, branch: str | None) -> None:
+    """Freeze every weight of ``net`` but those of its module ``branch`` (None: train all).
+
+    Raises:
+        ValueError: ``net`` has no such branch (e.g. ``sharpen`` without ``--sharpen-branch``).
+    """
+    if branch is None:
+        return
+    if getattr(net, branch, None) is None:
+        raise ValueError(f"--train-only {branch}: this network has no {branch} branch; add "
+                         f"--{branch}-branch (and --init the network to keep)")
+    for name, param in net.named_parameters():
+        param.requires_grad_(name.split(".")[0] == branch)

@@ -18,6 +18,7 @@ import torch
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m repair.sharpen_fit_cli``."""
     p = argparse.ArgumentParser(prog="python -m repair.sharpen_fit_cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--init", required=True, help="restorer checkpoint to add the branch to")
@@ -61,6 +62,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Fit the branch as ``args`` say and write ``--out``; returns the fit's settings and figures."""
     from repair.checkpoint import load_generator, net_record, read_checkpoint, save_checkpoint
     from repair.nafnet import MaskedNAFRestorer
     from repair.sharpen_fit import fit_sharpen_head, with_sharpen_head
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2: a bad option, nothing written)."""
     args = build_parser().parse_args(argv)
     try:
         figures = run(args)

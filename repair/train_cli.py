@@ -22,6 +22,7 @@ import torch
 from repair.damage import MIXES
 from repair.images import atomic_write_bytes
 from repair.recipes import get_recipe, widths
+from repair.restorer_train import train_only
 from repair.callbacks import Checkpointer, HistoryWriter, TimeLimit, load_state
 from repair.nets import unwrap as _plain
 from repair.train import Callback, TrainState, fit, new_state, pick_device
@@ -82,22 +83,6 @@ def init_generator(state: TrainState, path: str | os.PathLike) -> None:
     if stray:
         raise ValueError(f"{path}: its weights do not fit this network ({', '.join(stray[:4])})")
     state.settings["init"] = str(path)
-
-
-def train_only(net: torch.nn.Module, branch: str | None) -> None:
-    """Freeze every weight of ``net`` but those of its module ``branch`` (None: train all).
-
-    Raises:
-        ValueError: ``net`` has no such branch (e.g. ``sharpen`` without ``--sharpen-branch``).
-    """
-    if branch is None:
-        return
-    net = _plain(net)
-    if getattr(net, branch, None) is None:
-        raise ValueError(f"--train-only {branch}: this network has no {branch} branch; add "
-                         f"--{branch}-branch (and --init the network to keep)")
-    for name, param in net.named_parameters():
-        param.requires_grad_(name.split(".")[0] == branch)
 
 
 _ZERO_BRANCHES = {"sharpen_branch": "sharpen"}
@@ -334,7 +319,7 @@ def run_restorer(args: argparse.Namespace, recipe, out: Path | None = None) -> i
     state = new_state(recipe, *widths(recipe, cfg.ngf, cfg.ndf), crop, "cpu", args.seed,
                       **settings)
     _start(state, args, out, "cpu", 0, total)
-    train_only(state.net_G, state.settings.get("train_only"))
+    train_only(_plain(state.net_G), state.settings.get("train_only"))
     clean_stale_checkpoint_temporaries(out)
     callbacks: list[Callback] = [HistoryWriter(out),
                                  Checkpointer(out, args.save_every or 50, args.keep_epochs)]
