@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         figures = run(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"python -m repair.sharpen_fit_cli: error: {err}", file=__import__("sys").stderr)
+        print(f"python -m repair.sharpen_fit_cli: error: {err}", file=sys.stderr)
         return 2
     if not args.quiet:
         print(figures)
